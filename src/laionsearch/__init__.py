@@ -1,0 +1,43 @@
+"""laionsearch: the LAION image-text collection, searchable on embedded ClickHouse.
+
+    import laionsearch as ls
+
+    store = ls.Store("./laionsearch-data")
+    ls.ingest(store, "./parts")
+    hits = ls.search_like(store, 12, k=5, nsfw=["UNLIKELY"])
+"""
+
+from .errors import ArgumentError, IngestError, LaionsearchError, PartError, QueryError, StoreError
+from .ingest import IngestReport, ingest
+from .layouts import check_part, find_parts
+from .partspec import parse_parts
+from .schema import row_id, stored_dim, stored_parts
+from .search import load_vector, search, search_like, vector_of
+from .store import Store
+from .synth import SynthSpec, synth_parts
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentError",
+    "IngestError",
+    "IngestReport",
+    "LaionsearchError",
+    "PartError",
+    "QueryError",
+    "Store",
+    "StoreError",
+    "SynthSpec",
+    "check_part",
+    "find_parts",
+    "ingest",
+    "load_vector",
+    "parse_parts",
+    "row_id",
+    "search",
+    "search_like",
+    "stored_dim",
+    "stored_parts",
+    "synth_parts",
+    "vector_of",
+]

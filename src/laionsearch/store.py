@@ -1,0 +1,141 @@
+"""The ClickHouse engine behind laionsearch: an embedded chDB store on a local path.
+
+All SQL goes through ``Store.query``; values from users travel as query
+parameters (``{name:Type}`` in the SQL, Python values in ``params``), never
+spliced into the text. chDB allows one data path per process, so sessions are
+shared per path and a second path in the same process is refused clearly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import QueryError, StoreError, first_line
+
+DEFAULT_PATH = "./laionsearch-data"
+
+_sessions: dict[Path, Any] = {}
+_lock = threading.Lock()
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def default_path() -> str:
+    """``$LAIONSEARCH_DB`` if set, else ``./laionsearch-data``."""
+    return os.environ.get("LAIONSEARCH_DB") or DEFAULT_PATH
+
+
+def _session(path: Path):
+    with _lock:
+        if path in _sessions:
+            return _sessions[path]
+        if _sessions:
+            other = next(iter(_sessions))
+            raise StoreError(f"this process already has store {other} open; chDB allows one store path per process")
+        from chdb import session  # heavy import, only when a store is opened
+
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            sess = session.Session(str(path))
+        except Exception as exc:  # chDB raises RuntimeError with an engine message
+            raise StoreError(
+                f"cannot open store {path}: {first_line(exc)} (is another laionsearch process using it?)"
+            ) from None
+        _sessions[path] = sess
+        return sess
+
+
+class Store:
+    """A laionsearch store: a ClickHouse database in an embedded chDB data path.
+
+    ``database`` selects a ClickHouse database inside the path (default
+    ``default``), so several independent stores can share one process.
+    """
+
+    def __init__(self, path: str | Path | None = None, database: str = "default"):
+        if not _IDENTIFIER.match(database):
+            raise StoreError(f"bad database name {database!r}: use letters, digits and _")
+        self.path = Path(path if path is not None else default_path()).resolve()
+        self.database = database
+        self._session = _session(self.path)
+        if database != "default":
+            self.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}, database={self.database!r})"
+
+    def table(self, name: str) -> str:
+        """The qualified name of table ``name`` in this store's database."""
+        return f"{self.database}.{name}"
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Run one statement and return its result as an Arrow table (empty for DDL)."""
+        text_params = {k: to_param(v) for k, v in (params or {}).items()}
+        try:
+            return self._session.query(sql, "ArrowTable", params=text_params)
+        except Exception as exc:  # chDB raises ChdbError/RuntimeError with the engine's message
+            raise QueryError(first_line(exc)) from None
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        """Run a statement whose result is not needed."""
+        self.query(sql, params)
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """Append an Arrow table to ``table`` (columns matched by name)."""
+        columns = ", ".join(f"`{c}`" for c in data.column_names)
+        # chDB's Python() table function finds the Arrow table by its local variable name.
+        self.execute(f"INSERT INTO {self.table(table)} ({columns}) SELECT {columns} FROM Python(data)")
+
+    def tables(self) -> list[str]:
+        """Names of the tables in this store's database."""
+        rows = self.query(
+            "SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name", {"db": self.database}
+        )
+        return rows.column("name").to_pylist()
+
+    def has_table(self, name: str) -> bool:
+        return name in self.tables()
+
+
+def to_param(value: Any) -> str:
+    """Render a Python value as ClickHouse query-parameter text.
+
+    Floats are written with 17 significant digits so float32 vectors arrive
+    bit-exact; strings at top level use the escaped text format; lists become
+    array literals.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return _literal(value)
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if math.isnan(f):
+            return "nan"
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
+        return repr(f)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return to_param(value)
+    raise QueryError(f"cannot pass a {type(value).__name__} as a query parameter")

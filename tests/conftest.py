@@ -1,0 +1,64 @@
+"""Shared fixtures: one chDB store path per test session, one database per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import shutil
+
+import pytest
+
+from laionsearch import Store, SynthSpec, synth_parts
+
+SMALL_ROWS = 2000
+
+
+@pytest.fixture(scope="session")
+def store_path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture
+def store(store_path) -> Store:
+    """A fresh, empty store (its own database inside the session's chDB path)."""
+    return Store(store_path, database=f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def parts_dir(tmp_path_factory) -> Path:
+    """Two synthetic parts (0 and 1) of SMALL_ROWS rows, 512-d, released layout. Read-only."""
+    folder = tmp_path_factory.mktemp("parts")
+    synth_parts(folder, [0, 1], SynthSpec(rows=SMALL_ROWS, seed=7))
+    return folder
+
+
+def run_cli(*args: str, db: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``laionsearch`` in a subprocess (its own chDB store) and return the finished process."""
+    cmd = [sys.executable, "-m", "laionsearch"]
+    if db is not None:
+        cmd += ["--db", str(db)]
+    env = {k: v for k, v in os.environ.items() if k != "LAIONSEARCH_DB"}
+    proc = subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"laionsearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def cli_json(*args: str, db: Path) -> list[dict]:
+    """Run a row-printing command with ``--format json`` and parse its output."""
+    return json.loads(run_cli(*args, "--format", "json", db=db).stdout)
+
+
+def copy_parts(src: Path, dst: Path, numbers=(0, 1)) -> Path:
+    """Copy parts in the released layout, to damage them without touching the shared ones."""
+    for n in numbers:
+        for sub, name in (("img_emb", f"img_emb_{n}.npy"), ("text_emb", f"text_emb_{n}.npy"),
+                          ("metadata", f"metadata_{n}.parquet")):
+            (dst / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / sub / name, dst / sub / name)
+    return dst

@@ -1,0 +1,104 @@
+"""The command line as a user runs it: separate processes, real store, real files."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from laionsearch import row_id
+
+from .conftest import cli_json, run_cli
+
+GUIDE_QUERY = (
+    "SELECT url, caption FROM laion "
+    "ORDER BY cosineDistance(image_embedding, {target:Array(Float32)}) LIMIT 10"
+)
+
+
+@pytest.fixture(scope="module")
+def cli_store(tmp_path_factory):
+    """synth + ingest through the CLI, once for this module."""
+    root = tmp_path_factory.mktemp("cli")
+    run_cli("synth", str(root / "parts"), "--parts", "0-1", "--rows", "1500", "--seed", "3")
+    out = run_cli("ingest", str(root / "parts"), db=root / "db").stdout
+    assert "ingested 2 part(s), 3,000 rows" in out
+    return root
+
+
+def test_search_like_id_json(cli_store):
+    rows = cli_json("search", "--like-id", str(row_id(1, 20)), "-k", "4", db=cli_store / "db")
+    assert [set(r) for r in rows] == [{"id", "url", "caption", "NSFW", "similarity", "distance"}] * 4
+    assert rows[0]["id"] == row_id(1, 20)
+    assert [r["distance"] for r in rows] == sorted(r["distance"] for r in rows)
+
+
+def test_search_vector_file_with_filters_and_csv(cli_store):
+    vec = np.load(cli_store / "parts" / "img_emb" / "img_emb_0.npy")[30].astype(np.float32)
+    np.save(cli_store / "q.npy", vec)
+    rows = cli_json("search", "--vector-file", str(cli_store / "q.npy"), "--nsfw", "UNLIKELY",
+                    "--min-similarity", "0.3", db=cli_store / "db")
+    assert len(rows) == 10
+    assert all(r["NSFW"] == "UNLIKELY" and r["similarity"] >= 0.3 for r in rows)
+    csv_out = run_cli("search", "--vector-file", str(cli_store / "q.npy"), "-k", "2", "--format", "csv",
+                      db=cli_store / "db").stdout
+    assert csv_out.splitlines()[0] == "id,url,caption,NSFW,similarity,distance"
+    assert len(csv_out.splitlines()) == 3
+
+
+def test_guide_sql_runs_verbatim_with_a_vector_parameter(cli_store):
+    vec = np.load(cli_store / "parts" / "img_emb" / "img_emb_1.npy")[7].astype(np.float32)
+    (cli_store / "vector.json").write_text(json.dumps(vec.tolist()))
+    rows = cli_json("sql", GUIDE_QUERY, "--param", f"target=@{cli_store / 'vector.json'}", db=cli_store / "db")
+    assert len(rows) == 10
+    assert rows[0]["url"].endswith("/laion/1/7.jpg")
+    counted = cli_json("sql", "SELECT count() AS n FROM laion WHERE caption = {c:String}",
+                       "--param", "c=emoji 🐱🚀🌈", db=cli_store / "db")
+    expected = sum(
+        pq.read_table(cli_store / "parts" / "metadata" / f"metadata_{n}.parquet").column("caption").to_pylist().count(
+            "emoji 🐱🚀🌈"
+        )
+        for n in (0, 1)
+    )
+    assert expected >= 2 and counted == [{"n": expected}]
+
+
+def test_info_lists_parts(cli_store):
+    assert cli_json("info", db=cli_store / "db") == [{"part": 0, "rows": 1500}, {"part": 1, "rows": 1500}]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "--like-id", "123456789"], "no row with id 123456789"),
+        (["search"], "give exactly one query"),
+        (["search", "--like-id", "1", "--column", "audio"], "unknown column 'audio'"),
+        (["search", "--like-id", "1", "--format", "xml"], "unknown format 'xml'"),
+        (["sql", "SELECT * FROM nope"], "nope"),
+        (["sql", "SELECT 1", "--param", "oops"], "bad --param"),
+        (["ingest", "/definitely/not/here"], "not a folder"),
+        (["ingest", "/tmp", "--parts", "9-1"], "bad part range"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_1(cli_store, args, message):
+    proc = run_cli(*args, db=cli_store / "db", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""
+
+
+def test_help_explains_every_command_with_an_example():
+    out = run_cli("--help").stdout
+    for command in ("synth", "ingest", "search", "sql", "info", "demo"):
+        assert command in out
+        sub = run_cli(command, "--help").stdout
+        assert sub.startswith(f"Usage: laionsearch {command}") and "Example" in sub
+
+
+@pytest.mark.slow
+def test_demo_runs_from_scratch(tmp_path):
+    proc = run_cli("--db", str(tmp_path / "db"), "demo", "--dest", str(tmp_path / "parts"), "--rows", "3000")
+    assert "ingested 2 part(s), 6,000 rows" in proc.stdout
+    assert "NSFW = UNLIKELY" in proc.stdout
+    assert "an oil painting of a cat #12" in proc.stdout or "#12" in proc.stdout
