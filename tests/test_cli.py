@@ -1,6 +1,8 @@
 """The command line as a user runs it: separate processes, real store, real files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -8,7 +10,7 @@ import pytest
 
 from laionsearch import row_id
 
-from .conftest import cli_json, run_cli
+from .conftest import cli_json, copy_parts, run_cli
 
 GUIDE_QUERY = (
     "SELECT url, caption FROM laion "
@@ -102,3 +104,30 @@ def test_demo_runs_from_scratch(tmp_path):
     assert "ingested 2 part(s), 6,000 rows" in proc.stdout
     assert "NSFW = UNLIKELY" in proc.stdout
     assert "an oil painting of a cat #12" in proc.stdout or "#12" in proc.stdout
+
+
+def test_store_in_use_by_another_process_is_one_clear_line(cli_store):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, laionsearch; laionsearch.Store(sys.argv[1]); print('open', flush=True); "
+         "sys.stdin.read()", str(cli_store / "db")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        proc = run_cli("info", db=cli_store / "db", check=False)
+    finally:
+        holder.communicate("", timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: store {cli_store / 'db'} is in use by another process; one process at a time can open it"
+    ]
+
+
+def test_bad_part_from_the_cli(parts_dir, tmp_path):
+    folder = copy_parts(parts_dir, tmp_path / "parts")
+    npy = folder / "img_emb" / "img_emb_1.npy"
+    npy.write_bytes(npy.read_bytes()[:-10])
+    proc = run_cli("ingest", str(folder), db=tmp_path / "db", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and "img_emb_1.npy: truncated" in proc.stderr
+    assert cli_json("info", db=tmp_path / "db") == []

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import IngestError, LaionsearchError, PartError, first_line
+from .errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
 from .layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from .progress import Progress
 from .schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts
@@ -84,7 +84,7 @@ def ingest(
     ``force`` re-loads parts that are already stored.
     """
     if batch_rows <= 0:
-        raise IngestError("batch size must be at least 1 row")
+        raise ArgumentError("batch size must be at least 1 row")
     progress = progress or Progress()
     started = time.perf_counter()
     checked = [check_part(p) for p in find_parts(folder, parts)]
@@ -133,7 +133,7 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
             progress.advance(batch.num_rows)
         staged = store.query(f"SELECT count() AS n FROM {store.table(stage)}").column("n")[0].as_py()
         if staged != part.rows:
-            raise IngestError(f"part {part.number}: staged {staged} rows, expected {part.rows}")
+            raise IngestError(f"staged {staged} rows, expected {part.rows}")
         # The one step that makes the part visible: atomic, and replaces any older copy.
         store.execute(f"ALTER TABLE {store.table(TABLE)} REPLACE PARTITION {part.number:d} FROM {store.table(stage)}")
     except LaionsearchError as exc:

@@ -8,6 +8,7 @@ shared per path and a second path in the same process is refused clearly.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import re
@@ -42,6 +43,7 @@ def _session(path: Path):
         from chdb import session  # heavy import, only when a store is opened
 
         path.mkdir(parents=True, exist_ok=True)
+        _check_not_locked(path)
         try:
             sess = session.Session(str(path))
         except Exception as exc:  # chDB raises RuntimeError with an engine message
@@ -50,6 +52,19 @@ def _session(path: Path):
             ) from None
         _sessions[path] = sess
         return sess
+
+
+def _check_not_locked(path: Path) -> None:
+    """Fail clearly if another process holds the store (the engine would print a stack of errors)."""
+    status = path / "status"
+    if not status.exists():
+        return
+    with open(status, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the engine's own lock on this file
+        except OSError:
+            raise StoreError(f"store {path} is in use by another process; one process at a time can open it") from None
+        fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Store:
