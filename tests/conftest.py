@@ -14,6 +14,10 @@ import shutil
 import pytest
 
 from laionsearch import Store, SynthSpec, synth_parts
+from laionsearch.download import sha256_of
+from laionsearch.sources import Expected
+
+from .fault_server import FaultServer
 
 SMALL_ROWS = 2000
 
@@ -62,3 +66,26 @@ def copy_parts(src: Path, dst: Path, numbers=(0, 1)) -> Path:
             (dst / sub).mkdir(parents=True, exist_ok=True)
             shutil.copy(src / sub / name, dst / sub / name)
     return dst
+
+
+@pytest.fixture
+def server(parts_dir):
+    """A fault-injecting HTTP server on 127.0.0.1 serving the synthetic parts."""
+    srv = FaultServer(parts_dir).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def manifest(parts_dir) -> dict:
+    """Sizes and SHA-256 of the synthetic parts' files, keyed by relative path."""
+    return {
+        str(path.relative_to(parts_dir)): Expected(path.stat().st_size, sha256_of(path))
+        for path in sorted(parts_dir.rglob("*_[01].*"))
+    }
+
+
+def write_manifest(manifest: dict, path: Path) -> Path:
+    path.write_text("".join(f"{name}\t{e.size}\t{e.sha256}\n" for name, e in manifest.items()))
+    return path

@@ -26,10 +26,14 @@ class FaultServer(ThreadingHTTPServer):
         self.root = Path(root)
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.sent: dict[str, int] = defaultdict(int)  # body bytes written per path
-        self.requests: dict[str, list[str | None]] = defaultdict(list)  # Range header of each request
+        self.log: dict[str, list[dict]] = defaultdict(list)  # per request: its Range header, body bytes sent
         self.ranges = True
         self.throttle = 0.0
         self._lock = threading.Lock()
+
+    def requests(self, path: str) -> list[str | None]:
+        """The Range header of each request for ``path`` (None: whole file)."""
+        return [entry["range"] for entry in self.log[path]]
 
     @property
     def url(self) -> str:
@@ -53,7 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = unquote(self.path.lstrip("/"))
-        self.server.requests[path].append(self.headers.get("Range"))
+        self.entry = {"range": self.headers.get("Range"), "sent": 0}
+        self.server.log[path].append(self.entry)
         file = self.server.root / path
         if not file.is_file():
             self._status(404)
@@ -102,6 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self.server.sent[path] += len(chunk)
+            self.entry["sent"] += len(chunk)
             if self.server.throttle:
                 time.sleep(self.server.throttle)
 

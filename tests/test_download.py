@@ -2,34 +2,23 @@
 
 import hashlib
 import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from laionsearch.download import RetryPolicy, download, part_jobs, sha256_of
 from laionsearch.sources import DATASETS, Expected, builtin_manifest, dataset
 
-from .fault_server import FaultServer
+from .conftest import run_cli, write_manifest
+
 
 LAION = DATASETS["laion400m"]
 FILES = ("img_emb/img_emb_0.npy", "text_emb/text_emb_0.npy", "metadata/metadata_0.parquet")
 FAST = RetryPolicy(attempts=6, backoff=0.01, timeout=10)
-
-
-@pytest.fixture
-def server(parts_dir):
-    srv = FaultServer(parts_dir).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-@pytest.fixture(scope="session")
-def manifest(parts_dir):
-    return {
-        name: Expected((parts_dir / name).stat().st_size, sha256_of(parts_dir / name))
-        for part in (0, 1)
-        for name in (LAION.path(part, kind) for kind in ("img", "text", "metadata"))
-    }
 
 
 def run(server, dest, manifest, parts=(0,), sleeps=None, **kw):
@@ -60,7 +49,7 @@ def test_dropped_connections_resume_with_range(server, parts_dir, tmp_path, mani
     report = run(server, tmp_path, manifest)
     assert not report.failed
     assert_identical(parts_dir, tmp_path)
-    assert server.requests[name] == [None] + [f"bytes={o}-" for o in offsets]
+    assert server.requests(name) == [None] + [f"bytes={o}-" for o in offsets]
     assert server.sent[name] == size  # nothing fetched twice
     assert report.files[0].attempts == 4
 
@@ -130,4 +119,50 @@ def test_builtin_manifest_and_layouts():
     assert dataset("laion2B-en").path(7, "metadata") == "laion2B-en-metadata/metadata_0007.parquet"
     assert LAION.path(7, "img") == "img_emb/img_emb_7.npy"
     with pytest.raises(Exception, match="not part of the laion400m release"):
-        part_jobs(LAION, [410], __import__("pathlib").Path("/tmp"))
+        part_jobs(LAION, [410], Path("/tmp"))
+
+
+@pytest.mark.slow
+def test_killed_download_resumes_instead_of_restarting(server, parts_dir, tmp_path, manifest):
+    name = FILES[0]
+    size = manifest[name].size
+    write_manifest(manifest, tmp_path / "manifest.tsv")
+    args = ["download", "--parts", "0", "--dest", str(tmp_path / "dl"), "--base-url", server.url,
+            "--manifest", str(tmp_path / "manifest.tsv"), "--kinds", "img", "--jobs", "1"]
+    server.throttle = 0.05  # ~1.3 MB/s, so the kill lands mid-file
+    proc = subprocess.Popen([sys.executable, "-m", "laionsearch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    partial = tmp_path / "dl" / (name + ".partial")
+    deadline = time.time() + 60
+    while not (partial.exists() and partial.stat().st_size >= 300_000) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = partial.stat().st_size
+    assert 300_000 <= kept < size
+    server.throttle = 0.0
+    out = run_cli(*args)
+    assert server.log[name][-1] == {"range": f"bytes={kept}-", "sent": size - kept}  # only the missing bytes
+    assert len(server.log[name]) == 2
+    assert hashlib.sha256((tmp_path / "dl" / name).read_bytes()).hexdigest() == manifest[name].sha256
+    assert "downloaded 1 file(s)" in out.stdout
+
+
+def test_cli_exit_status_says_whether_everything_arrived(server, tmp_path, manifest):
+    write_manifest(manifest, tmp_path / "manifest.tsv")
+    server.faults[FILES[1]] = ["corrupt"] * 3
+    args = ["download", "--parts", "0", "--dest", str(tmp_path / "dl"), "--base-url", server.url,
+            "--manifest", str(tmp_path / "manifest.tsv"), "--attempts", "3"]
+    failed = run_cli(*args, check=False)
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: downloaded 2 file(s)") and "1 FAILED: text_emb/text_emb_0.npy: SHA-256 mismatch" in last
+    assert "downloaded img_emb/img_emb_0.npy" in failed.stderr  # one line per finished file when piped
+    again = run_cli(*args)
+    assert "downloaded 1 file(s)" in again.stdout and "2 already complete" in again.stdout
+
+
+def test_cli_rejects_unknown_dataset_and_bad_kinds(tmp_path):
+    proc = run_cli("download", "--parts", "0", "--dataset", "laion9", check=False)
+    assert proc.returncode == 1 and "unknown dataset 'laion9'" in proc.stderr
+    proc = run_cli("download", "--parts", "0", "--kinds", "img,audio", check=False)
+    assert proc.returncode == 1 and "--kinds" in proc.stderr

@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from .errors import ArgumentError, LaionsearchError
+from .errors import ArgumentError, DownloadError, LaionsearchError
+
 
 app = typer.Typer(
     help="Search the LAION image-text collection by vector on embedded ClickHouse (chDB).",
@@ -67,13 +68,14 @@ def synth(
 
     Example: laionsearch synth ./parts --parts 0-2 --rows 50000
     """
-    from .console import RichProgress, stderr
+    from .console import RichProgress, live_bars, say
     from .partspec import parse_parts
     from .synth import SynthSpec, synth_parts
 
     numbers = parse_parts(parts)
-    synth_parts(folder, numbers, SynthSpec(rows=rows, dim=dim, seed=seed), RichProgress())
-    stderr.print(f"wrote {len(numbers)} part(s) of {rows:,} rows to {folder}", highlight=False)
+    with live_bars() as bars:
+        synth_parts(folder, numbers, SynthSpec(rows=rows, dim=dim, seed=seed), RichProgress(bars))
+        say(bars, f"wrote {len(numbers)} part(s) of {rows:,} rows to {folder}")
 
 
 @app.command()
@@ -91,12 +93,14 @@ def ingest(
 
     Example: laionsearch --db ./store ingest ./parts --parts 0-9
     """
-    from .console import RichProgress, stdout
+    from .console import RichProgress, live_bars, stdout
     from .ingest import ingest as ingest_parts
     from .partspec import parse_parts
 
     numbers = parse_parts(parts) if parts else None
-    report = ingest_parts(_store(), folder, numbers, force=force, batch_rows=batch_rows, progress=RichProgress())
+    store = _store()
+    with live_bars() as bars:
+        report = ingest_parts(store, folder, numbers, force=force, batch_rows=batch_rows, progress=RichProgress(bars))
     stdout.print(report.summary(), highlight=False)
 
 
@@ -136,6 +140,117 @@ def search(
     else:
         result = search_vector(store, load_vector(vector_file), **options)
     print_rows(result, fmt)
+
+
+DEST_HELP = "Folder for the raw files (the release's sub-folder layout, which ingest reads)."
+
+
+def _download_options(dataset: str, base_url: Optional[str], manifest: Optional[Path], no_checksums: bool):
+    from .sources import dataset as find_dataset
+    from .sources import parse_manifest
+
+    if manifest is not None and no_checksums:
+        raise ArgumentError("--manifest and --no-checksums exclude each other")
+    source = find_dataset(dataset)
+    if manifest is not None:
+        try:
+            table = parse_manifest(manifest.read_text())
+        except OSError as exc:
+            raise ArgumentError(f"--manifest: cannot read {manifest} ({exc.strerror})") from None
+    else:
+        table = None
+    return source, base_url, table
+
+
+def _checked_kinds(kinds: str) -> list[str]:
+    from .sources import KINDS
+
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown or not chosen:
+        raise ArgumentError(f"--kinds takes a comma-separated subset of {','.join(KINDS)}")
+    return chosen
+
+
+@app.command()
+def download(
+    parts: str = typer.Option(..., "--parts", help="Part numbers, e.g. 0-9 or 3,7,100-120."),
+    dest: Path = typer.Option(Path("laion-parts"), "--dest", help=DEST_HELP),
+    dataset: str = typer.Option("laion400m", "--dataset", help="laion400m, laion2b-en, laion2b-multi or laion1b-nolang."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="A mirror with the release's layout."),
+    jobs: int = typer.Option(4, "--jobs", help="Files transferred in parallel."),
+    kinds: str = typer.Option("img,text,metadata", "--kinds", help="Which files of each part."),
+    attempts: int = typer.Option(10, "--attempts", help="Tries per file before giving up on it."),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", help="Expected sizes and SHA-256 (path<TAB>size<TAB>sha256 lines); LAION-400M's is built in."
+    ),
+    no_checksums: bool = typer.Option(False, "--no-checksums", help="Check sizes against Content-Length only."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No bars; one line per finished file."),
+) -> None:
+    """Fetch LAION parts: parallel, resumable (HTTP Range), retried, verified.
+
+    Files arrive as NAME.partial and get their name only once complete and
+    checked. Re-running resumes partial files and skips complete ones. Exit
+    status 1 if any file could not be fetched.
+
+    Example: laionsearch download --parts 0-9 --dest ./laion400m --jobs 6
+    """
+    from .console import RichDownloadProgress, live_bars, stdout
+    from .download import RetryPolicy
+    from .download import download as fetch_files
+    from .download import part_jobs
+    from .partspec import parse_parts
+
+    source, base, table = _download_options(dataset, base_url, manifest, no_checksums)
+    plan = part_jobs(
+        source, parse_parts(parts), dest, base_url=base, kinds=_checked_kinds(kinds), manifest=table,
+        verify=not no_checksums,
+    )
+    with live_bars(not no_progress) as bars:
+        report = fetch_files(plan, workers=jobs, policy=RetryPolicy(attempts=attempts), progress=RichDownloadProgress(bars))
+    if report.failed:
+        raise DownloadError(report.summary())
+    stdout.print(report.summary(), highlight=False)
+
+
+@app.command()
+def get(
+    parts: str = typer.Option(..., "--parts", help="Part numbers, e.g. 0-9 or 3,7,100-120."),
+    dest: Path = typer.Option(Path("laion-parts"), "--dest", help=DEST_HELP),
+    keep_raw: bool = typer.Option(False, "--keep-raw", help="Keep each part's raw files after it is ingested."),
+    dataset: str = typer.Option("laion400m", "--dataset", help="laion400m, laion2b-en, laion2b-multi or laion1b-nolang."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="A mirror with the release's layout."),
+    jobs: int = typer.Option(4, "--jobs", help="Files transferred in parallel."),
+    attempts: int = typer.Option(10, "--attempts", help="Tries per file before giving up on it."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Expected sizes and SHA-256, as for download."),
+    no_checksums: bool = typer.Option(False, "--no-checksums", help="Check sizes against Content-Length only."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No bars; one line per finished file or part."),
+) -> None:
+    """Download and ingest parts, one after another, with the next part downloading during each ingest.
+
+    Raw files of a part are deleted once it is in the store (unless --keep-raw),
+    so disk use stays at about two parts. Parts already in the store are skipped.
+
+    Example: laionsearch --db ./store get --parts 0-9 --dest ./laion400m
+    """
+    from .console import RichDownloadProgress, RichProgress, live_bars, stdout
+    from .download import RetryPolicy
+    from .partspec import parse_parts
+    from .pipeline import get as get_parts
+
+    source, base, table = _download_options(dataset, base_url, manifest, no_checksums)
+    numbers = parse_parts(parts)
+    store = _store()
+    with live_bars(not no_progress) as bars:
+        report = get_parts(
+            store, source, numbers, dest, base_url=base, manifest=table, verify=not no_checksums, keep_raw=keep_raw,
+            workers=jobs,
+            policy=RetryPolicy(attempts=attempts), download_progress=RichDownloadProgress(bars),
+            ingest_progress=RichProgress(bars),
+        )
+    if report.failed:
+        raise DownloadError(report.summary())
+    stdout.print(report.summary(), highlight=False)
 
 
 @app.command()
@@ -210,11 +325,12 @@ def demo(
 
     Example: laionsearch --db ./demo-store demo --rows 50000
     """
-    from .console import RichProgress, print_rows, stdout
+    from .console import RichProgress, live_bars, print_rows, stdout
     from .demo import run_demo
 
     store = _store()
-    result = run_demo(store, folder, rows=rows, progress=RichProgress())
+    with live_bars() as bars:
+        result = run_demo(store, folder, rows=rows, progress=RichProgress(bars))
     stdout.print(result.ingest.summary(), highlight=False)
     stdout.print(f"\n[bold]Rows nearest to row {result.query_id}'s image vector (exact search):[/bold]")
     print_rows(result.nearest, "table")

@@ -116,11 +116,17 @@ class _GiveUp(Exception):
 
 def part_jobs(
     source: Dataset, parts: Iterable[int], dest: Path, *, base_url: str | None = None,
-    kinds: Iterable[str] = KINDS, manifest: Manifest | None = None,
+    kinds: Iterable[str] = KINDS, manifest: Manifest | None = None, verify: bool = True,
 ) -> list[FileJob]:
-    """The files of ``parts``; fails before any transfer if a part is not in the manifest."""
+    """The files of ``parts``; fails before any transfer if a part is not in the manifest.
+
+    ``manifest`` defaults to the one shipped for ``source`` (if any); with
+    ``verify=False`` files are checked against Content-Length only.
+    """
     base = (base_url or source.base_url).rstrip("/") + "/"
-    if manifest is None and source.manifest:
+    if not verify:
+        manifest = None
+    elif manifest is None and source.manifest:
         manifest = builtin_manifest(source.manifest)
     jobs = []
     for part in parts:

@@ -7,6 +7,7 @@ The CLI prints that line and exits non-zero; nothing else is caught there.
     LaionsearchError
     ├── PartError        a LAION part on disk is missing, malformed or inconsistent
     ├── IngestError      loading a valid part into the store failed
+    ├── DownloadError    some files or parts could not be fetched
     ├── StoreError       the store cannot be opened or has an unexpected shape
     ├── QueryError       a search or SQL request is invalid (bad vector, unknown id, SQL error)
     └── ArgumentError    an argument is malformed (part selection, vector file, parameter)
@@ -25,6 +26,10 @@ class PartError(LaionsearchError):
 
 class IngestError(LaionsearchError):
     """A part could not be loaded into the store; nothing of it was kept."""
+
+
+class DownloadError(LaionsearchError):
+    """Some files or parts could not be fetched; the message lists them."""
 
 
 class StoreError(LaionsearchError):
