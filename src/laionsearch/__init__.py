@@ -4,15 +4,27 @@
 
     store = ls.Store("./laionsearch-data")
     ls.ingest(store, "./parts")
+    ls.create_index(store, "image")
     hits = ls.search_like(store, 12, k=5, nsfw=["UNLIKELY"])
 """
 
-from .errors import ArgumentError, IngestError, LaionsearchError, PartError, QueryError, StoreError
+from .errors import (
+    ArgumentError,
+    DownloadError,
+    IndexingError,
+    IngestError,
+    LaionsearchError,
+    PartError,
+    QueryError,
+    StoreError,
+)
+from .evaluate import evaluate
+from .index import create_index, drop_index, index_status
 from .ingest import IngestReport, ingest
 from .layouts import check_part, find_parts
 from .partspec import parse_parts
 from .schema import row_id, stored_dim, stored_parts
-from .search import load_vector, search, search_like, vector_of
+from .search import load_vector, plan_of, search, search_like, vector_of
 from .store import Store
 from .synth import SynthSpec, synth_parts
 
@@ -20,6 +32,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError",
+    "DownloadError",
+    "IndexingError",
     "IngestError",
     "IngestReport",
     "LaionsearchError",
@@ -29,10 +43,15 @@ __all__ = [
     "StoreError",
     "SynthSpec",
     "check_part",
+    "create_index",
+    "drop_index",
+    "evaluate",
     "find_parts",
+    "index_status",
     "ingest",
     "load_vector",
     "parse_parts",
+    "plan_of",
     "row_id",
     "search",
     "search_like",

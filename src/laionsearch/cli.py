@@ -114,14 +114,22 @@ def search(
     min_similarity: Optional[float] = typer.Option(
         None, "--min-similarity", help="Keep only rows whose caption-image similarity is at least this."
     ),
+    exact: bool = typer.Option(False, "--exact", help="Brute force even if there is a vector index."),
+    ef: Optional[int] = typer.Option(None, "--ef", help="HNSW candidate list size for this search (default 256)."),
+    explain: bool = typer.Option(False, "--explain", help="Say on stderr how the search ran (ann, exact, filter plan)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
 ) -> None:
-    """Find the rows nearest to a vector (exact cosine distance).
+    """Find the rows nearest to a vector by cosine distance.
+
+    Uses the column's HNSW index when there is one (see `laionsearch index`),
+    else exact search. With --nsfw/--min-similarity, k rows come back whenever
+    k rows match: the filter's selectivity decides between post-filtering the
+    index's candidates and exact search over the matching rows.
 
     Example: laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
     """
-    from .console import print_rows
-    from .search import load_vector
+    from .console import print_rows, stderr
+    from .search import load_vector, plan_of
     from .search import search as search_vector
     from .search import search_like
 
@@ -133,12 +141,16 @@ def search(
         k=k,
         nsfw=[v for v in nsfw.split(",") if v.strip()] if nsfw else None,
         min_similarity=min_similarity,
+        exact=exact,
+        ef=ef,
     )
     store = _store()
     if like_id is not None:
         result = search_like(store, like_id, **options)
     else:
         result = search_vector(store, load_vector(vector_file), **options)
+    if explain:
+        stderr.print(f"plan: {plan_of(result)}", highlight=False)
     print_rows(result, fmt)
 
 
@@ -251,6 +263,112 @@ def get(
     if report.failed:
         raise DownloadError(report.summary())
     stdout.print(report.summary(), highlight=False)
+
+
+index_app = typer.Typer(help="Create, inspect and drop HNSW vector indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+COLUMN_CHOICE_HELP = "Embeddings to index: image, text or both."
+
+
+@index_app.command("create")
+def index_create(
+    column: str = typer.Option("image", "--column", help=COLUMN_CHOICE_HELP),
+    quantization: str = typer.Option("bf16", "--quantization", help="f64, f32, f16, bf16, i8 or b1."),
+    m: int = typer.Option(64, "--m", help="HNSW connections per node (the guide's 64)."),
+    ef_construction: int = typer.Option(256, "--ef-construction", help="Candidate list size while building (256)."),
+) -> None:
+    """Build the guide's HNSW index (cosine distance) on the stored rows; searches then use it.
+
+    Building takes minutes per million rows with the default parameters.
+
+    Example: laionsearch --db ./store index create --column both --m 32 --ef-construction 128
+    """
+    from .console import RichProgress, live_bars, stdout
+    from .index import columns_for, create_index, index_name
+
+    store = _store()
+    with live_bars() as bars:
+        for col in columns_for(column):
+            seconds = create_index(
+                store, col, quantization=quantization, m=m, ef_construction=ef_construction,
+                progress=RichProgress(bars, unit="parts"),
+            )
+            stdout.print(f"built {index_name(col)} in {seconds:.1f} s", highlight=False)
+
+
+@index_app.command("status")
+def index_status(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
+    """Show each vector index: definition, parts indexed of total, size on disk and in memory.
+
+    Example: laionsearch --db ./store index status
+    """
+    import dataclasses
+
+    import pyarrow as pa
+
+    from .console import print_rows, stderr
+    from .index import index_status as status_of
+
+    _check_format(fmt)
+    rows = [dataclasses.asdict(s) for s in status_of(_store())]
+    if not rows:
+        stderr.print("no vector indexes (create one with `laionsearch index create`)")
+    print_rows(pa.Table.from_pylist(rows), fmt) if rows else print_rows(pa.table({}), fmt)
+
+
+@index_app.command("drop")
+def index_drop(column: str = typer.Option("image", "--column", help="Index to drop: image, text or both.")) -> None:
+    """Drop a vector index (searches on that column become exact).
+
+    Example: laionsearch --db ./store index drop --column text
+    """
+    from .console import stdout
+    from .index import columns_for, drop_index, index_name
+
+    store = _store()
+    for col in columns_for(column):
+        drop_index(store, col)
+        stdout.print(f"dropped {index_name(col)}", highlight=False)
+
+
+@app.command("eval")
+def evaluate(
+    column: str = typer.Option("image", "--column", help="Indexed embeddings to evaluate: image or text."),
+    queries: int = typer.Option(200, "--queries", help="Number of query vectors."),
+    k: int = typer.Option(10, "-k", "--k", help="Neighbours per query (recall@k)."),
+    ef: str = typer.Option("32,64,128,256,512", "--ef", help="Candidate list sizes to compare."),
+    queries_file: Optional[Path] = typer.Option(None, "--queries-file", help=".npy of query vectors (n, dim)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for picking query rows."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
+) -> None:
+    """Measure recall@k against exact search, and latency, of ANN search at each ef.
+
+    Queries are stored rows' vectors, slightly perturbed (or --queries-file);
+    the exact answers are computed once in numpy over all stored vectors.
+
+    Example: laionsearch --db ./store eval --queries 200 -k 10 --ef 64,128,256
+    """
+    import dataclasses
+
+    import pyarrow as pa
+
+    from .console import RichProgress, live_bars, print_rows
+    from .evaluate import evaluate as run_eval
+
+    _check_format(fmt)
+    try:
+        efs = [int(v) for v in ef.split(",") if v.strip()]
+    except ValueError:
+        raise ArgumentError(f"--ef takes comma-separated whole numbers, got {ef!r}") from None
+    store = _store()
+    with live_bars() as bars:
+        rows = run_eval(
+            store, column=column, queries=queries, k=k, efs=efs, queries_file=queries_file, seed=seed,
+            progress=RichProgress(bars, unit="queries"),
+        )
+    table = pa.Table.from_pylist([dataclasses.asdict(r) for r in rows])
+    print_rows(table, fmt)
 
 
 @app.command()

@@ -8,6 +8,7 @@ The CLI prints that line and exits non-zero; nothing else is caught there.
     ├── PartError        a LAION part on disk is missing, malformed or inconsistent
     ├── IngestError      loading a valid part into the store failed
     ├── DownloadError    some files or parts could not be fetched
+    ├── IndexingError    a vector index cannot be created, built or dropped
     ├── StoreError       the store cannot be opened or has an unexpected shape
     ├── QueryError       a search or SQL request is invalid (bad vector, unknown id, SQL error)
     └── ArgumentError    an argument is malformed (part selection, vector file, parameter)
@@ -30,6 +31,10 @@ class IngestError(LaionsearchError):
 
 class DownloadError(LaionsearchError):
     """Some files or parts could not be fetched; the message lists them."""
+
+
+class IndexingError(LaionsearchError):
+    """A vector index cannot be created, built or dropped as asked."""
 
 
 class StoreError(LaionsearchError):

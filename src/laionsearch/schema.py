@@ -67,6 +67,10 @@ def stored_parts(store: Store) -> dict[int, int]:
 
 def stored_dim(store: Store) -> int | None:
     """Embedding dimension of the stored rows, or None for an empty store (reads only array sizes)."""
+    return store.fact("dim", lambda: _dim(store))
+
+
+def _dim(store: Store) -> int | None:
     if not store.has_table(TABLE):
         return None
     rows = store.query(f"SELECT image_embedding.size0 AS d FROM {store.table(TABLE)} LIMIT 1")

@@ -7,6 +7,7 @@ fixed apart from the embedding column, which is chosen from a closed table.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,10 +16,17 @@ import pyarrow as pa
 
 from .errors import ArgumentError, QueryError, StoreError
 from .schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, stored_dim
+from .index import indexed_columns
 from .store import Store
 
 NSFW_VALUES = ("UNLIKELY", "UNSURE", "NSFW")
 MAX_K = 10_000
+MAX_EF = 100_000
+ENGINE_VECTOR_LIMIT = 1000  # the engine's default max_limit_for_vector_search_queries
+MIN_POSTFILTER_SELECTIVITY = 0.005
+SELECTIVITY_SAMPLE = 100_000
+EXACT = ["use_skip_indexes = 0"]
+POSTFILTER = "vector_search_filter_strategy = 'postfilter'"
 
 
 def embedding_column(column: str) -> str:
@@ -66,24 +74,102 @@ def search(
     k: int = 10,
     nsfw: Sequence[str] | None = None,
     min_similarity: float | None = None,
+    exact: bool = False,
+    ef: int | None = None,
 ) -> pa.Table:
-    """The ``k`` rows nearest to ``vector`` by cosine distance (exact search).
+    """The ``k`` rows nearest to ``vector`` by cosine distance.
 
+    Uses the column's HNSW index when there is one (approximate), unless
+    ``exact``; ``ef`` sets the index's candidate list size for this search.
     ``nsfw`` keeps rows whose NSFW tag is one of the given values;
     ``min_similarity`` keeps rows whose caption-image similarity is at least
-    that. Columns: id, url, caption, NSFW, similarity, distance (ascending).
+    that. With filters, k rows come back whenever k rows match (see
+    ``plan_filtered``). Columns: id, url, caption, NSFW, similarity, distance
+    (ascending); the table's metadata ``laionsearch.plan`` says how it ran.
     """
     col = embedding_column(column)
     if not 1 <= k <= MAX_K:
         raise ArgumentError(f"k must be between 1 and {MAX_K}, got {k}")
+    if ef is not None and not 1 <= ef <= MAX_EF:
+        raise ArgumentError(f"ef must be between 1 and {MAX_EF}, got {ef}")
     target = _check_vector(store, vector)
-    where, params = _filters(nsfw, min_similarity)
+    condition, params = _filters(nsfw, min_similarity)
     params.update(target=target, k=k)
     sql = (
         f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {{target:Array(Float32)}}) AS distance "
-        f"FROM {store.table(TABLE)} {where} ORDER BY distance ASC LIMIT {{k:UInt32}}"
+        f"FROM {store.table(TABLE)} {'WHERE ' + condition if condition else ''} "
+        "ORDER BY distance ASC LIMIT {k:UInt32}"
     )
-    return store.query(sql, params)
+    if exact or column not in indexed_columns(store):
+        return _run(store, sql, params, "exact", EXACT)
+    ann = _ann_settings(k, ef)
+    if not condition:
+        return _run(store, sql, params, "ann", ann)
+    selectivity = estimate_selectivity(store, condition, params)
+    multiplier = plan_filtered(selectivity)
+    if multiplier is None:
+        return _run(store, sql, params, f"exact-prefilter (selectivity ~{selectivity:.2%})", EXACT)
+    result = _run(
+        store, sql, params, f"ann-postfilter x{multiplier} (selectivity ~{selectivity:.2%})",
+        ann + [POSTFILTER, f"vector_search_index_fetch_multiplier = {multiplier:d}"],
+    )
+    if result.num_rows < k and _count(store, condition, params) > result.num_rows:
+        # The index's candidates held too few matches: answer exactly rather than short.
+        return _run(store, sql, params, "exact-prefilter (post-filter came back short)", EXACT)
+    return result
+
+
+def plan_filtered(selectivity: float) -> int | None:
+    """How to run an ANN search whose filter keeps ``selectivity`` of the rows.
+
+    Post-filter (HNSW candidates, then the filter) while fetching
+    ``ceil(2 / selectivity)`` times k candidates stays within the engine's
+    limit of 1000; below ``MIN_POSTFILTER_SELECTIVITY`` (0.5%), or when the
+    multiplier would pass 1000, pre-filter instead: exact search over the
+    matching rows. Returns the fetch multiplier, or None for pre-filtering.
+    """
+    if selectivity < MIN_POSTFILTER_SELECTIVITY:
+        return None
+    multiplier = math.ceil(2.0 / selectivity)
+    return multiplier if multiplier <= 1000 else None
+
+
+def estimate_selectivity(store: Store, condition: str, params: dict) -> float:
+    """Share of rows matching ``condition``, measured on the first ``SELECTIVITY_SAMPLE`` rows."""
+    rows = store.query(
+        f"SELECT avg(({condition}) ? 1 : 0) AS s FROM "
+        f"(SELECT NSFW, similarity FROM {store.table(TABLE)} LIMIT {SELECTIVITY_SAMPLE:d})",
+        params,
+    )
+    value = rows.column("s")[0].as_py()
+    return float(value) if value is not None and not math.isnan(value) else 0.0
+
+
+def _count(store: Store, condition: str, params: dict) -> int:
+    rows = store.query(f"SELECT count() AS n FROM {store.table(TABLE)} WHERE {condition}", params)
+    return int(rows.column("n")[0].as_py())
+
+
+def _ann_settings(k: int, ef: int | None) -> list[str]:
+    settings = []
+    if ef is not None:
+        settings.append(f"hnsw_candidate_list_size_for_search = {ef:d}")
+    if k > ENGINE_VECTOR_LIMIT:
+        # Above this LIMIT the engine silently skips the index; raise it for this query instead.
+        settings.append(f"max_limit_for_vector_search_queries = {k:d}")
+    return settings
+
+
+def _run(store: Store, sql: str, params: dict, plan: str, settings: list[str]) -> pa.Table:
+    if settings:
+        sql += " SETTINGS " + ", ".join(settings)
+    result = store.query(sql, params)
+    return result.replace_schema_metadata({**(result.schema.metadata or {}), b"laionsearch.plan": plan.encode()})
+
+
+def plan_of(result: pa.Table) -> str:
+    """How a ``search`` result was computed: exact, ann, ann-postfilter xN, exact-prefilter."""
+    return (result.schema.metadata or {}).get(b"laionsearch.plan", b"").decode()
 
 
 def search_like(store: Store, row_id: int, *, column: str = "image", **options) -> pa.Table:
@@ -92,6 +178,7 @@ def search_like(store: Store, row_id: int, *, column: str = "image", **options) 
 
 
 def _filters(nsfw: Sequence[str] | None, min_similarity: float | None) -> tuple[str, dict]:
+    """The WHERE condition (without WHERE) and its parameters."""
     clauses, params = [], {}
     if nsfw:
         values = [v.strip().upper() for v in nsfw]
@@ -105,7 +192,7 @@ def _filters(nsfw: Sequence[str] | None, min_similarity: float | None) -> tuple[
             raise ArgumentError("--min-similarity must be a finite number")
         clauses.append("similarity >= {min_similarity:Float32}")
         params["min_similarity"] = float(min_similarity)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+    return " AND ".join(clauses), params
 
 
 def _check_vector(store: Store, vector: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ DEFAULT_PATH = "./laionsearch-data"
 _sessions: dict[Path, Any] = {}
 _lock = threading.Lock()
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_READ_ONLY = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|SHOW|DESCRIBE|DESC)\b", re.IGNORECASE)
 
 
 def default_path() -> str:
@@ -80,6 +82,7 @@ class Store:
         self.path = Path(path if path is not None else default_path()).resolve()
         self.database = database
         self._session = _session(self.path)
+        self._facts: dict[str, Any] = {}
         if database != "default":
             self.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
 
@@ -92,11 +95,20 @@ class Store:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run one statement and return its result as an Arrow table (empty for DDL)."""
+        if not _READ_ONLY.match(sql):
+            self._facts.clear()  # the statement may change what the cached facts describe
         text_params = {k: to_param(v) for k, v in (params or {}).items()}
         try:
             return self._session.query(sql, "ArrowTable", params=text_params)
         except Exception as exc:  # chDB raises ChdbError/RuntimeError with the engine's message
             raise QueryError(first_line(exc)) from None
+
+    def fact(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A fact about the store's tables (dimension, indexes), computed once until a statement
+        that may change it runs. Safe because one process at a time can open a store."""
+        if key not in self._facts:
+            self._facts[key] = compute()
+        return self._facts[key]
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a statement whose result is not needed."""
@@ -126,6 +138,8 @@ def to_param(value: Any) -> str:
     bit-exact; strings at top level use the escaped text format; lists become
     array literals.
     """
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim == 1:
+        return "[" + ",".join(map(repr, value.astype(np.float64).tolist())) + "]"  # fast path: query vectors
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (list, tuple)):

@@ -1,0 +1,144 @@
+"""Recall and latency of ANN search against exact search, per ``ef`` (how users pick parameters)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ArgumentError, IndexingError
+from .index import indexed_columns
+from .progress import Progress
+from .schema import TABLE, row_id, stored_dim, stored_parts
+from .search import embedding_column, search
+from .store import Store
+
+DEFAULT_EFS = (32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """Quality and speed of one search setting over the query set."""
+
+    setting: str  # "ef=64" or "exact"
+    recall: float  # mean recall@k against exact search
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    qps: float  # sequential single-client queries per second
+
+
+def evaluate(
+    store: Store,
+    *,
+    column: str = "image",
+    queries: int = 200,
+    k: int = 10,
+    efs: Sequence[int] = DEFAULT_EFS,
+    queries_file: str | Path | None = None,
+    exact_queries: int = 20,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[EvalRow]:
+    """Measure recall@k and latency of ANN search at each ``ef``, plus exact search for reference.
+
+    Queries are ``queries_file`` (.npy of shape (n, dim)) or stored rows'
+    vectors, picked at random and perturbed slightly so they are not in the data.
+    """
+    if column not in indexed_columns(store):
+        raise IndexingError(f"no index on the {column} column; `laionsearch index create --column {column}` first")
+    if queries < 1 or k < 1 or not efs:
+        raise ArgumentError("--queries and -k must be at least 1, and --ef needs at least one value")
+    progress = progress or Progress()
+    vectors = _load_queries(queries_file) if queries_file else sample_queries(store, column, queries, seed)
+    truth = exact_top_k(store, column, vectors, k, progress)
+    rows = []
+    for ef in efs:
+        progress.start(f"ef={ef}", len(vectors))
+        rows.append(_measure(store, column, vectors, truth, k, f"ef={ef}", dict(ef=ef), progress))
+        progress.finish()
+    progress.start("exact", min(exact_queries, len(vectors)))
+    rows.append(_measure(store, column, vectors[:exact_queries], truth, k, "exact", dict(exact=True), progress))
+    progress.finish()
+    return rows
+
+
+def _measure(store, column, vectors, truth, k, label, options, progress) -> EvalRow:
+    times, recalls = [], []
+    for i, vector in enumerate(vectors):
+        started = time.perf_counter()
+        ids = search(store, vector, column=column, k=k, **options).column("id").to_numpy()
+        times.append(time.perf_counter() - started)
+        recalls.append(len(np.intersect1d(ids, truth[i])) / k)
+        progress.advance(1)
+    ms = np.array(times) * 1000
+    return EvalRow(label, float(np.mean(recalls)), *np.percentile(ms, [50, 95, 99]).tolist(), len(times) / sum(times))
+
+
+def sample_queries(store: Store, column: str, n: int, seed: int = 0, noise: float = 0.05) -> np.ndarray:
+    """``n`` stored vectors picked at random, each nudged by noise of relative norm ``noise``."""
+    col = embedding_column(column)
+    rows = store.query(
+        f"SELECT {col} AS v FROM {store.table(TABLE)} ORDER BY cityHash64(id, {{seed:UInt64}}) LIMIT {{n:UInt32}}",
+        {"seed": seed, "n": n},
+    )
+    vectors = _matrix(rows.column("v"))
+    rng = np.random.default_rng(seed)
+    nudged = vectors + rng.standard_normal(vectors.shape).astype(np.float32) * (noise / np.sqrt(vectors.shape[1]))
+    return nudged / np.linalg.norm(nudged, axis=1, keepdims=True)
+
+
+def exact_top_k(store: Store, column: str, queries: np.ndarray, k: int, progress: Progress | None = None) -> np.ndarray:
+    """Exact top-k ids by cosine distance for every query at once, streaming the stored vectors."""
+    progress = progress or Progress()
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    best_d = np.full((len(q), k), np.inf, dtype=np.float32)
+    best_id = np.full((len(q), k), -1, dtype=np.int64)
+    total = sum(stored_parts(store).values())
+    progress.start("exact ground truth", total)
+    for ids, vectors in iter_vectors(store, column):
+        norms = np.linalg.norm(vectors, axis=1)
+        dist = 1.0 - (q @ vectors.T) / np.where(norms == 0, 1, norms)
+        d = np.concatenate([best_d, dist], axis=1)
+        i = np.concatenate([best_id, np.broadcast_to(ids, dist.shape)], axis=1)
+        keep = np.argpartition(d, k - 1, axis=1)[:, :k] if d.shape[1] > k else np.argsort(d, axis=1)
+        best_d, best_id = np.take_along_axis(d, keep, 1), np.take_along_axis(i, keep, 1)
+        progress.advance(len(ids))
+    progress.finish()
+    return best_id
+
+
+def iter_vectors(store: Store, column: str, batch_rows: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, float32 vectors) of all stored rows, in id ranges of ``batch_rows``."""
+    col = embedding_column(column)
+    if stored_dim(store) is None:
+        return
+    for part, rows in sorted(stored_parts(store).items()):
+        first = row_id(part, 0)
+        for start in range(0, rows, batch_rows):
+            table = store.query(
+                f"SELECT id, {col} AS v FROM {store.table(TABLE)} "
+                "WHERE id >= {lo:Int64} AND id < {hi:Int64} ORDER BY id",
+                {"lo": first + start, "hi": first + start + batch_rows},
+            )
+            if table.num_rows:
+                yield table.column("id").to_numpy(), _matrix(table.column("v"))
+
+
+def _matrix(column) -> np.ndarray:
+    flat = column.combine_chunks()
+    values = flat.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return values.reshape(len(flat), -1)
+
+
+def _load_queries(path: str | Path) -> np.ndarray:
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ArgumentError(f"{path}: not a readable .npy file of query vectors ({exc})") from None
+    if vectors.ndim != 2 or vectors.dtype.kind != "f":
+        raise ArgumentError(f"{path}: expected a float array of shape (queries, dim), found {vectors.shape}")
+    return vectors.astype(np.float32)

@@ -1,0 +1,176 @@
+"""HNSW vector indexes on the embedding columns, managed through ClickHouse.
+
+``create_index`` runs the guide's statements (``ADD INDEX … TYPE
+vector_similarity('hnsw', 'cosineDistance', dim, quantization, M,
+ef_construction)`` then ``MATERIALIZE INDEX``) and follows the materialising
+mutation part by part. Parts ingested later are indexed as they are written,
+because their staging table is created like ``laion``, index included.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArgumentError, IndexingError
+from .progress import Progress
+from .schema import EMBEDDING_COLUMNS, TABLE, stored_dim
+from .store import Store
+
+QUANTIZATIONS = ("f64", "f32", "f16", "bf16", "i8", "b1")
+#: The guide's parameters.
+DEFAULT_QUANTIZATION, DEFAULT_M, DEFAULT_EF_CONSTRUCTION = "bf16", 64, 256
+_POLL_SECONDS = 0.5
+
+
+def index_name(column: str) -> str:
+    """``image`` -> ``image_index`` (the guide's names)."""
+    return f"{column}_index"
+
+
+def columns_for(choice: str) -> list[str]:
+    """``image``, ``text`` or ``both``."""
+    if choice == "both":
+        return list(EMBEDDING_COLUMNS)
+    if choice not in EMBEDDING_COLUMNS:
+        raise ArgumentError(f"unknown column {choice!r}; choose image, text or both")
+    return [choice]
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """One vector index as the engine reports it."""
+
+    name: str
+    column: str
+    definition: str  # e.g. vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 64, 256)
+    parts_indexed: int
+    parts_total: int
+    bytes_on_disk: int
+    bytes_in_memory: int  # the index's size once loaded into the engine's vector index cache
+
+
+def create_index(
+    store: Store,
+    column: str = "image",
+    *,
+    quantization: str = DEFAULT_QUANTIZATION,
+    m: int = DEFAULT_M,
+    ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+    progress: Progress | None = None,
+) -> float:
+    """Add and materialise the HNSW index on ``column`` (image or text); return the seconds it took."""
+    if column not in EMBEDDING_COLUMNS:
+        raise ArgumentError(f"unknown column {column!r}; choose image or text")
+    if quantization not in QUANTIZATIONS:
+        raise ArgumentError(f"unknown quantization {quantization!r}; choose one of: {', '.join(QUANTIZATIONS)}")
+    if m < 2 or ef_construction < 1:
+        raise ArgumentError("--m must be at least 2 and --ef-construction at least 1")
+    dim = stored_dim(store)
+    if dim is None:
+        raise IndexingError(f"store {store.path} holds no rows yet; ingest parts before creating an index")
+    name = index_name(column)
+    if name in {s.name for s in index_status(store)}:
+        raise IndexingError(f"index {name} exists already; `laionsearch index drop --column {column}` first")
+    progress = progress or Progress()
+    started = time.perf_counter()
+    table = store.table(TABLE)
+    store.execute(
+        f"ALTER TABLE {table} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("
+        f"'hnsw', 'cosineDistance', {dim:d}, '{quantization}', {m:d}, {ef_construction:d})"
+    )
+    try:
+        _materialize(store, name, progress)
+    except BaseException:
+        # An index that never finished would make searches silently mix indexed and brute-force parts.
+        store.execute(f"ALTER TABLE {table} DROP INDEX IF EXISTS {name}")
+        raise
+    return time.perf_counter() - started
+
+
+def _materialize(store: Store, name: str, progress: Progress) -> None:
+    table = store.table(TABLE)
+    total = _active_parts(store)
+    store.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {name} SETTINGS mutations_sync = 0")
+    progress.start(f"building {name}", total)
+    done = 0
+    while True:
+        rows = store.query(
+            "SELECT parts_to_do, is_done, latest_fail_reason FROM system.mutations "
+            "WHERE database = {db:String} AND table = {t:String} AND position(command, {n:String}) > 0 "
+            "ORDER BY create_time DESC LIMIT 1",
+            {"db": store.database, "t": TABLE, "n": f"MATERIALIZE INDEX {name}"},
+        ).to_pylist()
+        if not rows or rows[0]["is_done"]:
+            break
+        if rows[0]["latest_fail_reason"]:
+            store.execute(f"KILL MUTATION WHERE database = '{store.database}' AND table = '{TABLE}'")
+            raise IndexingError(f"building {name} failed: {rows[0]['latest_fail_reason'].splitlines()[0]}")
+        now_done = max(0, total - int(rows[0]["parts_to_do"]))
+        progress.advance(now_done - done)
+        done = now_done
+        time.sleep(_POLL_SECONDS)
+    progress.advance(total - done)
+    progress.finish()
+
+
+def drop_index(store: Store, column: str = "image") -> None:
+    """Remove the index on ``column``."""
+    name = index_name(column)
+    if name not in {s.name for s in index_status(store)}:
+        raise IndexingError(f"there is no index {name}")
+    store.execute(f"ALTER TABLE {store.table(TABLE)} DROP INDEX {name}")
+
+
+def index_status(store: Store) -> list[IndexStatus]:
+    """The vector indexes of the ``laion`` table, with how many data parts each covers."""
+    if not store.has_table(TABLE):
+        return []
+    indexes = store.query(
+        "SELECT name, expr, type_full, data_compressed_bytes AS disk, data_uncompressed_bytes AS mem "
+        "FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
+        "AND type = 'vector_similarity' ORDER BY name",
+        {"db": store.database, "t": TABLE},
+    ).to_pylist()
+    parts = store.query(
+        "SELECT path FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active",
+        {"db": store.database, "t": TABLE},
+    ).column("path").to_pylist()
+    by_column = {v: k for k, v in EMBEDDING_COLUMNS.items()}
+    return [
+        IndexStatus(
+            name=ix["name"],
+            column=by_column.get(ix["expr"], ix["expr"]),
+            definition=ix["type_full"],
+            # The embedded store is local: a materialised part holds the index's file.
+            parts_indexed=sum((Path(p) / f"skp_idx_{ix['name']}.idx").exists() for p in parts),
+            parts_total=len(parts),
+            bytes_on_disk=int(ix["disk"]),
+            bytes_in_memory=int(ix["mem"]),
+        )
+        for ix in indexes
+    ]
+
+
+def indexed_columns(store: Store) -> set[str]:
+    """Columns (image/text) with a vector index (searches ask this; cached by the store)."""
+    return store.fact("indexed", lambda: _indexed(store))
+
+
+def _indexed(store: Store) -> set[str]:
+    exprs = store.query(
+        "SELECT expr FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
+        "AND type = 'vector_similarity'",
+        {"db": store.database, "t": TABLE},
+    ).column("expr").to_pylist()
+    return {name for name, col in EMBEDDING_COLUMNS.items() if col in exprs}
+
+
+def _active_parts(store: Store) -> int:
+    return int(
+        store.query(
+            "SELECT count() AS n FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active",
+            {"db": store.database, "t": TABLE},
+        ).column("n")[0].as_py()
+    )

@@ -1,0 +1,146 @@
+"""HNSW indexes: creation, status, ANN search, filters under ANN, and the guide's query shape."""
+
+import uuid
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from laionsearch import ArgumentError, IndexingError, Store, SynthSpec, ingest, row_id, search, synth_parts
+from laionsearch.evaluate import evaluate, exact_top_k, sample_queries
+from laionsearch.index import create_index, drop_index, index_status
+from laionsearch.search import plan_filtered, plan_of
+
+ROWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def big_parts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parts20k")
+    synth_parts(folder, [0], SynthSpec(rows=ROWS, seed=11))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def indexed(store_path, big_parts):
+    """20,000 rows with the guide's default index on image embeddings."""
+    store = Store(store_path, database=f"ix_{uuid.uuid4().hex[:8]}")
+    ingest(store, big_parts)
+    create_index(store, "image")
+    return store
+
+
+def explain(store, sql, params):
+    return "\n".join(store.query("EXPLAIN indexes = 1 " + sql, params).column(0).to_pylist())
+
+
+@pytest.mark.slow
+def test_default_index_reaches_recall(indexed):
+    queries = sample_queries(indexed, "image", 50, seed=3)
+    truth = exact_top_k(indexed, "image", queries, 10)
+    recall = np.mean([
+        len(np.intersect1d(search(indexed, q, k=10).column("id").to_numpy(), truth[i])) / 10
+        for i, q in enumerate(queries)
+    ])
+    assert recall >= 0.95
+
+
+def test_explain_shows_the_index_for_the_guide_query_and_parameters(indexed):
+    vector = sample_queries(indexed, "image", 1)[0]
+    guide = ("SELECT url, caption FROM {t} ORDER BY cosineDistance(image_embedding, {{target:Array(Float32)}}) LIMIT 10"
+             .format(t=indexed.table("laion")))
+    assert "Name: image_index" in explain(indexed, guide, {"target": vector})
+    ours = ("SELECT id, cosineDistance(image_embedding, {{target:Array(Float32)}}) AS distance FROM {t} "
+            "ORDER BY distance ASC LIMIT {{k:UInt32}}").format(t=indexed.table("laion"))
+    assert "Name: image_index" in explain(indexed, ours, {"target": vector, "k": 10})
+    assert plan_of(search(indexed, vector)) == "ann"
+    assert plan_of(search(indexed, vector, exact=True)) == "exact"
+    assert plan_of(search(indexed, vector, column="text")) == "exact"  # no text index
+
+
+def test_exact_flag_equals_numpy(indexed, big_parts):
+    vectors = np.load(big_parts / "img_emb" / "img_emb_0.npy").astype(np.float32)
+    query = sample_queries(indexed, "image", 1, seed=9)[0]
+    dist = 1 - vectors @ query / np.linalg.norm(vectors, axis=1)
+    expected = np.argsort(dist, kind="stable")[:10]
+    assert search(indexed, query, k=10, exact=True).column("id").to_pylist() == expected.tolist()
+
+
+def test_filter_keeping_one_percent_still_returns_k_right_rows(indexed, big_parts):
+    sim = pq.read_table(big_parts / "metadata" / "metadata_0.parquet").column("similarity").to_numpy()
+    threshold = float(np.nanquantile(sim, 0.99))  # ~1% of rows pass
+    vectors = np.load(big_parts / "img_emb" / "img_emb_0.npy").astype(np.float32)
+    matching = np.flatnonzero(np.nan_to_num(sim.astype(np.float32), nan=-1) >= np.float32(threshold))
+    assert 150 <= len(matching) <= 250
+    for query in sample_queries(indexed, "image", 5, seed=4):
+        result = search(indexed, query, k=10, min_similarity=threshold)
+        assert result.num_rows == 10, plan_of(result)
+        assert all(s >= np.float32(threshold) for s in result.column("similarity").to_pylist())
+        dist = 1 - vectors[matching] @ query / np.linalg.norm(vectors[matching], axis=1)
+        best = {row_id(0, int(i)) for i in matching[np.argsort(dist)[:10]]}
+        assert len(best & set(result.column("id").to_pylist())) >= 9
+
+
+def test_filter_plan_rule():
+    assert plan_filtered(0.5) == 4
+    assert plan_filtered(0.05) == 40
+    assert plan_filtered(0.0025) is None  # below 0.5%: exact over the matching rows
+    assert plan_filtered(0.0) is None
+
+
+def test_common_filter_uses_postfilter(indexed):
+    query = sample_queries(indexed, "image", 1, seed=5)[0]
+    result = search(indexed, query, k=10, nsfw=["UNLIKELY"])
+    assert plan_of(result).startswith("ann-postfilter")
+    assert result.num_rows == 10 and set(result.column("NSFW").to_pylist()) == {"UNLIKELY"}
+
+
+def test_k_above_the_engine_limit_keeps_using_the_index(indexed):
+    query = sample_queries(indexed, "image", 1, seed=6)[0]
+    result = search(indexed, query, k=1500, ef=2000)
+    assert result.num_rows == 1500 and plan_of(result) == "ann"
+    sql = ("SELECT id, cosineDistance(image_embedding, {{target:Array(Float32)}}) AS distance FROM {t} "
+           "ORDER BY distance ASC LIMIT 1500 SETTINGS max_limit_for_vector_search_queries = 1500"
+           ).format(t=indexed.table("laion"))
+    assert "Name: image_index" in explain(indexed, sql, {"target": query})
+
+
+def test_status_and_new_parts_are_indexed(store, parts_dir):
+    ingest(store, parts_dir, [0])
+    create_index(store, "text", m=8, ef_construction=32)
+    (status,) = index_status(store)
+    assert status.name == "text_index" and status.column == "text"
+    assert status.definition == "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 8, 32)"
+    assert status.parts_indexed == status.parts_total >= 1 and status.bytes_on_disk > 0
+    ingest(store, parts_dir, [1])  # arrives after the index exists
+    (status,) = index_status(store)
+    assert status.parts_indexed == status.parts_total
+    drop_index(store, "text")
+    assert index_status(store) == []
+
+
+def test_bad_index_requests(store, parts_dir):
+    with pytest.raises(IndexingError, match="holds no rows"):
+        create_index(store, "image")
+    ingest(store, parts_dir, [0])
+    with pytest.raises(ArgumentError, match="unknown column"):
+        create_index(store, "audio")
+    with pytest.raises(ArgumentError, match="unknown quantization"):
+        create_index(store, "image", quantization="f8")
+    with pytest.raises(ArgumentError, match="--m must be"):
+        create_index(store, "image", m=0)
+    with pytest.raises(IndexingError, match="there is no index"):
+        drop_index(store, "image")
+    create_index(store, "image", m=8, ef_construction=16)
+    with pytest.raises(IndexingError, match="exists already"):
+        create_index(store, "image", m=8)
+    with pytest.raises(ArgumentError, match="ef must be"):
+        search(store, np.ones(512), ef=0)
+
+
+def test_eval_reports_recall_per_ef(indexed):
+    rows = evaluate(indexed, queries=20, k=10, efs=[16, 128], exact_queries=3)
+    assert [r.setting for r in rows] == ["ef=16", "ef=128", "exact"]
+    assert rows[-1].recall == 1.0
+    assert rows[1].recall >= 0.95 and rows[1].recall >= rows[0].recall - 0.05
+    assert all(0 < r.p50_ms <= r.p95_ms <= r.p99_ms and r.qps > 0 for r in rows)
