@@ -131,3 +131,27 @@ def test_bad_part_from_the_cli(parts_dir, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and "img_emb_1.npy: truncated" in proc.stderr
     assert cli_json("info", db=tmp_path / "db") == []
+
+
+def test_index_commands(parts_dir, tmp_path):
+    db = tmp_path / "db"
+    run_cli("ingest", str(parts_dir), db=db)
+    assert cli_json("index", "status", db=db) == []
+    bad = run_cli("index", "create", "--column", "audio", db=db, check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: unknown column 'audio'")
+    bad = run_cli("index", "create", "--m", "0", db=db, check=False)
+    assert bad.returncode == 1 and "--m must be at least 2" in bad.stderr
+    out = run_cli("index", "create", "--column", "both", "--m", "8", "--ef-construction", "32", db=db).stdout
+    assert "built image_index in" in out and "built text_index in" in out
+    status = cli_json("index", "status", db=db)
+    assert [(s["name"], s["parts_indexed"] == s["parts_total"]) for s in status] == [
+        ("image_index", True), ("text_index", True)]
+    proc = run_cli("search", "--like-id", "7", "-k", "3", "--explain", "--format", "json", db=db)
+    assert "plan: ann" in proc.stderr and json.loads(proc.stdout)[0]["id"] == 7
+    proc = run_cli("search", "--like-id", "7", "-k", "3", "--exact", "--explain", "--format", "json", db=db)
+    assert "plan: exact" in proc.stderr
+    rows = cli_json("eval", "--queries", "10", "--ef", "16,64", db=db)
+    assert [r["setting"] for r in rows] == ["ef=16", "ef=64", "exact"] and rows[-1]["recall"] == 1.0
+    assert "dropped text_index" in run_cli("index", "drop", "--column", "text", db=db).stdout
+    again = run_cli("index", "drop", "--column", "text", db=db, check=False)
+    assert again.returncode == 1 and "there is no index text_index" in again.stderr

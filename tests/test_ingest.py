@@ -9,8 +9,19 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from laionsearch import IngestError, PartError, SynthSpec, ingest, row_id, stored_parts, synth_parts
-from laionsearch.schema import ID_STRIDE
+from laionsearch import (
+    ArgumentError,
+    IngestError,
+    PartError,
+    SynthSpec,
+    ingest,
+    row_id,
+    search_like,
+    stored_parts,
+    synth_parts,
+    vector_of,
+)
+from laionsearch.schema import ID_STRIDE, stored_storage
 
 from .conftest import SMALL_ROWS, cli_json, copy_parts, run_cli
 
@@ -141,3 +152,22 @@ def test_killed_ingest_is_completed_exactly_once(kill_at, visible, parts_dir, tm
     assert row == {"n": 2 * SMALL_ROWS, "u": 2 * SMALL_ROWS}
     tables = cli_json("sql", "SELECT name FROM system.tables WHERE database = 'default'", db=db)
     assert [t["name"] for t in tables] == ["laion"]
+
+
+def test_bfloat16_storage_rounds_and_still_searches(store, parts_dir):
+    ingest(store, parts_dir, [0], storage="bfloat16")
+    assert stored_storage(store) == "bfloat16"
+    stored = vector_of(store, row_id(0, 100), "image")
+    source = np.load(parts_dir / "img_emb" / "img_emb_0.npy")[100].astype(np.float32)
+    np.testing.assert_allclose(stored, source, atol=2e-3)
+    assert not np.array_equal(stored, source)  # rounded to bfloat16
+    assert search_like(store, row_id(0, 100), k=1).column("id").to_pylist() == [row_id(0, 100)]
+    with pytest.raises(ArgumentError, match="keeps embeddings as bfloat16"):
+        ingest(store, parts_dir, [1], storage="float32")
+    ingest(store, parts_dir, [1])  # no --storage: the table's own
+
+
+def test_unknown_storage(store, parts_dir):
+    with pytest.raises(ArgumentError, match="unknown storage 'float8'"):
+        ingest(store, parts_dir, storage="float8")
+    assert stored_parts(store) == {}

@@ -84,6 +84,11 @@ def ingest(
     parts: Optional[str] = typer.Option(None, "--parts", help="Only these parts, e.g. 0-9 or 3,7,100-120. Default: all."),
     force: bool = typer.Option(False, "--force", help="Load parts again even if they are already stored."),
     batch_rows: int = typer.Option(16384, "--batch-rows", help="Rows per insert batch (memory vs speed)."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage",
+        help="Embedding storage for a new store: float32 (default: exact, uncompressed), float32-lz4 (the guide's; "
+        "5% smaller, slower) or bfloat16 (half the size, rounded). See docs/benchmarks.md.",
+    ),
 ) -> None:
     """Load parts into the store's `laion` table: streaming, atomic and idempotent per part.
 
@@ -100,7 +105,9 @@ def ingest(
     numbers = parse_parts(parts) if parts else None
     store = _store()
     with live_bars() as bars:
-        report = ingest_parts(store, folder, numbers, force=force, batch_rows=batch_rows, progress=RichProgress(bars))
+        report = ingest_parts(
+            store, folder, numbers, force=force, batch_rows=batch_rows, storage=storage, progress=RichProgress(bars)
+        )
     stdout.print(report.summary(), highlight=False)
 
 
@@ -422,13 +429,14 @@ def info(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", h
     import pyarrow as pa
 
     from .console import print_rows, stderr
-    from .schema import stored_dim, stored_parts
+    from .schema import stored_dim, stored_parts, stored_storage
 
     _check_format(fmt)
     store = _store()
     parts = stored_parts(store)
     stderr.print(
-        f"store {store.path}: {len(parts)} part(s), {sum(parts.values()):,} rows, dim {stored_dim(store) or '-'}",
+        f"store {store.path}: {len(parts)} part(s), {sum(parts.values()):,} rows, dim {stored_dim(store) or '-'}, "
+        f"embeddings {stored_storage(store) or '-'}",
         highlight=False,
     )
     print_rows(pa.table({"part": list(parts), "rows": list(parts.values())}), fmt)

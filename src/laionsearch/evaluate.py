@@ -12,7 +12,7 @@ import numpy as np
 from .errors import ArgumentError, IndexingError
 from .index import indexed_columns
 from .progress import Progress
-from .schema import TABLE, row_id, stored_dim, stored_parts
+from .schema import TABLE, as_float32, row_id, stored_dim, stored_parts
 from .search import embedding_column, search
 from .store import Store
 
@@ -82,7 +82,8 @@ def sample_queries(store: Store, column: str, n: int, seed: int = 0, noise: floa
     """``n`` stored vectors picked at random, each nudged by noise of relative norm ``noise``."""
     col = embedding_column(column)
     rows = store.query(
-        f"SELECT {col} AS v FROM {store.table(TABLE)} ORDER BY cityHash64(id, {{seed:UInt64}}) LIMIT {{n:UInt32}}",
+        f"SELECT {as_float32(col)} AS v FROM {store.table(TABLE)} "
+        "ORDER BY cityHash64(id, {seed:UInt64}) LIMIT {n:UInt32}",
         {"seed": seed, "n": n},
     )
     vectors = _matrix(rows.column("v"))
@@ -120,7 +121,7 @@ def iter_vectors(store: Store, column: str, batch_rows: int = 50_000) -> Iterato
         first = row_id(part, 0)
         for start in range(0, rows, batch_rows):
             table = store.query(
-                f"SELECT id, {col} AS v FROM {store.table(TABLE)} "
+                f"SELECT id, {as_float32(col)} AS v FROM {store.table(TABLE)} "
                 "WHERE id >= {lo:Int64} AND id < {hi:Int64} ORDER BY id",
                 {"lo": first + start, "hi": first + start + batch_rows},
             )

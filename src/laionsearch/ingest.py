@@ -75,13 +75,15 @@ def ingest(
     *,
     force: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    storage: str | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Load parts from ``folder`` (all found, or ``parts``) into ``store``.
 
     Raises ``PartError`` before writing anything if any selected part is
     malformed, and ``IngestError`` if loading fails (that part is not kept).
-    ``force`` re-loads parts that are already stored.
+    ``force`` re-loads parts that are already stored. ``storage`` (see
+    ``schema.STORAGES``) applies when the table is created; default float32.
     """
     if batch_rows <= 0:
         raise ArgumentError("batch size must be at least 1 row")
@@ -101,7 +103,7 @@ def ingest(
     if too_long:
         raise PartError(f"part {too_long[0]}: more than {ID_STRIDE - 1:,} rows, ids would collide")
 
-    ensure_table(store)
+    ensure_table(store, storage)
     _drop_stages(store)
     existing = stored_parts(store)
     report = IngestReport()

@@ -9,23 +9,38 @@ in whole, atomically (see ``ingest``).
 
 from __future__ import annotations
 
+from .errors import ArgumentError
 from .store import Store
 
 TABLE = "laion"
 STAGE_PREFIX = "laion_stage_"
 ID_STRIDE = 100_000_000
 
-#: Columns in table order, with their ClickHouse types.
+EMBEDDING = "{embedding}"
+
+#: Columns in table order, with their ClickHouse types (embeddings per ``STORAGES``).
 COLUMNS = (
     ("id", "Int64"),
     ("url", "String"),
     ("caption", "String"),
     ("NSFW", "String"),
     ("similarity", "Float32"),
-    ("image_embedding", "Array(Float32)"),
-    ("text_embedding", "Array(Float32)"),
+    ("image_embedding", EMBEDDING),
+    ("text_embedding", EMBEDDING),
     ("part", "UInt32"),
 )
+
+#: How embeddings are stored, chosen when the table is created (``ingest --storage``).
+#: float32 keeps the release's float16 values exactly, uncompressed: LZ4 (the guide's
+#: default codec, kept as float32-lz4) saves ~5% of disk on these vectors but makes exact
+#: search ~1.5x and ingest ~1.6x slower (docs/benchmarks.md). bfloat16 rounds the values
+#: (8-bit mantissa) for half the disk.
+STORAGES = {
+    "float32": "Array(Float32) CODEC(NONE)",
+    "float32-lz4": "Array(Float32)",
+    "bfloat16": "Array(BFloat16)",
+}
+DEFAULT_STORAGE = "float32"
 
 #: ``--column`` choices mapped to the embedding column they search.
 EMBEDDING_COLUMNS = {"image": "image_embedding", "text": "text_embedding"}
@@ -34,23 +49,48 @@ EMBEDDING_COLUMNS = {"image": "image_embedding", "text": "text_embedding"}
 RESULT_COLUMNS = ("id", "url", "caption", "NSFW", "similarity")
 
 
+def as_float32(column: str) -> str:
+    """SQL reading an embedding column as Array(Float32) whatever its storage (BFloat16 has no Arrow type)."""
+    return f"CAST({column} AS Array(Float32))"
+
+
 def row_id(part: int, row: int) -> int:
     """The ``id`` of row ``row`` of part ``part``."""
     return part * ID_STRIDE + row
 
 
-def create_table_sql(qualified_name: str) -> str:
+def create_table_sql(qualified_name: str, storage: str = DEFAULT_STORAGE) -> str:
     """DDL of the ``laion`` table under ``qualified_name``."""
-    columns = ",\n    ".join(f"`{name}` {ctype}" for name, ctype in COLUMNS)
+    embedding = STORAGES[storage]
+    columns = ",\n    ".join(f"`{name}` {ctype.replace(EMBEDDING, embedding)}" for name, ctype in COLUMNS)
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n    {columns}\n)\n"
         "ENGINE = MergeTree\nPARTITION BY part\nORDER BY id\nSETTINGS index_granularity = 8192"
     )
 
 
-def ensure_table(store: Store) -> None:
-    """Create the ``laion`` table if it does not exist."""
-    store.execute(create_table_sql(store.table(TABLE)))
+def ensure_table(store: Store, storage: str | None = None) -> None:
+    """Create the ``laion`` table if it does not exist; refuse a ``storage`` other than the table's."""
+    if storage is not None and storage not in STORAGES:
+        raise ArgumentError(f"unknown storage {storage!r}; choose one of: {', '.join(STORAGES)}")
+    current = stored_storage(store)
+    if current is None:
+        store.execute(create_table_sql(store.table(TABLE), storage or DEFAULT_STORAGE))
+    elif storage is not None and storage != current:
+        raise ArgumentError(f"the store keeps embeddings as {current}; --storage {storage} needs a new --db")
+
+
+def stored_storage(store: Store) -> str | None:
+    """The ``STORAGES`` key of an existing table, or None if there is no table."""
+    if not store.has_table(TABLE):
+        return None
+    (row,) = store.query(
+        "SELECT type, compression_codec AS codec FROM system.columns "
+        "WHERE database = {db:String} AND table = {t:String} AND name = 'image_embedding'",
+        {"db": store.database, "t": TABLE},
+    ).to_pylist()
+    declared = row["type"] + (f" {row['codec']}" if row["codec"] else "")
+    return next((name for name, ctype in STORAGES.items() if ctype == declared), declared)
 
 
 def stored_parts(store: Store) -> dict[int, int]:

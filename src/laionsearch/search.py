@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import ArgumentError, QueryError, StoreError
-from .schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, stored_dim
+from .schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim
 from .index import indexed_columns
 from .store import Store
 
@@ -60,7 +60,9 @@ def vector_of(store: Store, row_id: int, column: str = "image") -> np.ndarray:
     """The stored embedding of row ``row_id``."""
     col = embedding_column(column)
     _require_table(store)
-    rows = store.query(f"SELECT {col} AS v FROM {store.table(TABLE)} WHERE id = {{id:Int64}}", {"id": row_id})
+    rows = store.query(
+        f"SELECT {as_float32(col)} AS v FROM {store.table(TABLE)} WHERE id = {{id:Int64}}", {"id": row_id}
+    )
     if rows.num_rows == 0:
         raise QueryError(f"no row with id {row_id}")
     return np.asarray(rows.column("v")[0].as_py(), dtype=np.float32)
