@@ -76,6 +76,7 @@ def create_index(
     progress = progress or Progress()
     started = time.perf_counter()
     table = store.table(TABLE)
+    compact(store, progress)
     store.execute(
         f"ALTER TABLE {table} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("
         f"'hnsw', 'cosineDistance', {dim:d}, '{quantization}', {m:d}, {ef_construction:d})"
@@ -87,6 +88,27 @@ def create_index(
         store.execute(f"ALTER TABLE {table} DROP INDEX IF EXISTS {name}")
         raise
     return time.perf_counter() - started
+
+
+def compact(store: Store, progress: Progress | None = None) -> None:
+    """Merge each LAION part's data parts into one, so that it gets one HNSW graph, built once.
+
+    Searches visit every data part's graph; merging after indexing would rebuild them.
+    (About 15 s and 2 GB RSS per million rows, against minutes for the graph itself.)
+    """
+    progress = progress or Progress()
+    counts = store.query(
+        "SELECT partition, count() AS n FROM system.parts WHERE database = {db:String} AND table = {t:String} "
+        "AND active GROUP BY partition HAVING n > 1 ORDER BY partition",
+        {"db": store.database, "t": TABLE},
+    ).to_pylist()
+    if not counts:
+        return
+    progress.start("merging data parts", len(counts))
+    for row in counts:
+        store.execute(f"OPTIMIZE TABLE {store.table(TABLE)} PARTITION {int(row['partition']):d} FINAL")
+        progress.advance(1)
+    progress.finish()
 
 
 def _materialize(store: Store, name: str, progress: Progress) -> None:
