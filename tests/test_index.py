@@ -84,8 +84,10 @@ def test_filter_keeping_one_percent_still_returns_k_right_rows(indexed, big_part
 def test_filter_plan_rule():
     assert plan_filtered(0.5) == 4
     assert plan_filtered(0.05) == 40
+    assert plan_filtered(0.01) == 200
     assert plan_filtered(0.0025) is None  # below 0.5%: exact over the matching rows
     assert plan_filtered(0.0) is None
+    assert plan_filtered(0.05, k=500) == 40 and plan_filtered(0.05, k=501) is None  # over 20,000 candidates
 
 
 def test_common_filter_uses_postfilter(indexed):
@@ -112,9 +114,9 @@ def test_status_and_new_parts_are_indexed(store, parts_dir):
     assert status.name == "text_index" and status.column == "text"
     assert status.definition == "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 8, 32)"
     assert status.parts_indexed == status.parts_total >= 1 and status.bytes_on_disk > 0
-    ingest(store, parts_dir, [1])  # arrives after the index exists
+    ingest(store, parts_dir, [1])  # arrives after the index exists: one data part, its graph built
     (status,) = index_status(store)
-    assert status.parts_indexed == status.parts_total
+    assert status.parts_indexed == status.parts_total == 2
     drop_index(store, "text")
     assert index_status(store) == []
 

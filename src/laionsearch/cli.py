@@ -11,7 +11,6 @@ import typer
 
 from .errors import ArgumentError, DownloadError, LaionsearchError
 
-
 app = typer.Typer(
     help="Search the LAION image-text collection by vector on embedded ClickHouse (chDB).",
     no_args_is_help=True,
@@ -321,7 +320,7 @@ def index_status(fmt: Optional[str] = typer.Option(None, "--format", metavar="FO
     rows = [dataclasses.asdict(s) for s in status_of(_store())]
     if not rows:
         stderr.print("no vector indexes (create one with `laionsearch index create`)")
-    print_rows(pa.Table.from_pylist(rows), fmt) if rows else print_rows(pa.table({}), fmt)
+    print_rows(pa.Table.from_pylist(rows), fmt)
 
 
 @index_app.command("drop")

@@ -175,6 +175,25 @@ def index_status(store: Store) -> list[IndexStatus]:
     ]
 
 
+def index_definitions(store: Store) -> list[dict]:
+    """name, expr and type_full of each vector index on ``laion`` (to recreate them elsewhere)."""
+    return store.query(
+        "SELECT name, expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
+        "AND table = {t:String} AND type = 'vector_similarity' ORDER BY name",
+        {"db": store.database, "t": TABLE},
+    ).to_pylist()
+
+
+def build_indexes_on(store: Store, table: str, definitions: list[dict]) -> None:
+    """Merge ``table`` into one data part, then add and build ``definitions`` on it (blocking)."""
+    qualified = store.table(table)
+    store.execute(f"SYSTEM START MERGES {qualified}")
+    store.execute(f"OPTIMIZE TABLE {qualified} FINAL")
+    for ix in definitions:
+        store.execute(f"ALTER TABLE {qualified} ADD INDEX {ix['name']} {ix['expr']} TYPE {ix['type_full']}")
+        store.execute(f"ALTER TABLE {qualified} MATERIALIZE INDEX {ix['name']} SETTINGS mutations_sync = 2")
+
+
 def indexed_columns(store: Store) -> set[str]:
     """Columns (image/text) with a vector index (searches ask this; cached by the store)."""
     return store.fact("indexed", lambda: _indexed(store))

@@ -3,8 +3,9 @@
 For each part: every selected part is checked before anything is written;
 rows stream from the memory-mapped ``.npy`` files and the parquet row groups
 in batches into a staging table; once the staging table holds exactly the
-part's rows, ``ALTER TABLE laion REPLACE PARTITION`` swaps them in as one
-atomic step. A crash leaves at most a staging table, which the next run
+part's rows (merged into one data part with its HNSW graphs built, when
+``laion`` has vector indexes), ``ALTER TABLE laion REPLACE PARTITION`` swaps
+them in as one atomic step. A crash leaves at most a staging table, which the next run
 drops. A part already in the store with the same row count is skipped, and
 re-ingesting replaces rather than duplicates.
 """
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
+from .index import build_indexes_on, index_definitions
 from .layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from .progress import Progress
 from .schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts
@@ -126,6 +128,11 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
     stage = f"{STAGE_PREFIX}{part.number}"
     store.execute(f"DROP TABLE IF EXISTS {store.table(stage)}")
     store.execute(f"CREATE TABLE {store.table(stage)} AS {store.table(TABLE)}")
+    # With vector indexes, every inserted batch would get an HNSW graph of its own, rebuilt
+    # on each merge: stage without them, merge once, then build one graph for the part.
+    indexes = index_definitions(store)
+    for ix in indexes:
+        store.execute(f"ALTER TABLE {store.table(stage)} DROP INDEX {ix['name']}")
     # Merging the staged batches would cost more time and memory than the insert itself.
     store.execute(f"SYSTEM STOP MERGES {store.table(stage)}")
     progress.start(f"part {part.number}", part.rows)
@@ -136,6 +143,8 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
         staged = store.query(f"SELECT count() AS n FROM {store.table(stage)}").column("n")[0].as_py()
         if staged != part.rows:
             raise IngestError(f"staged {staged} rows, expected {part.rows}")
+        if indexes:
+            build_indexes_on(store, stage, indexes)
         # The one step that makes the part visible: atomic, and replaces any older copy.
         store.execute(f"ALTER TABLE {store.table(TABLE)} REPLACE PARTITION {part.number:d} FROM {store.table(stage)}")
     except LaionsearchError as exc:
@@ -144,7 +153,8 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
     finally:
         store.execute(f"DROP TABLE IF EXISTS {store.table(stage)}")
     seconds = time.perf_counter() - started
-    progress.finish(f"part {part.number}: {part.rows:,} rows in {seconds:.1f} s")
+    indexed = f", {', '.join(ix['name'] for ix in indexes)} built" if indexes else ""
+    progress.finish(f"part {part.number}: {part.rows:,} rows in {seconds:.1f} s{indexed}")
     return PartResult(part.number, part.rows, seconds, skipped=False)
 
 

@@ -24,6 +24,7 @@ MAX_K = 10_000
 MAX_EF = 100_000
 ENGINE_VECTOR_LIMIT = 1000  # the engine's default max_limit_for_vector_search_queries
 MIN_POSTFILTER_SELECTIVITY = 0.005
+MAX_CANDIDATES = 20_000  # beyond this many index candidates, exact search over the matches is cheaper
 SELECTIVITY_SAMPLE = 100_000
 EXACT = ["use_skip_indexes = 0"]
 POSTFILTER = "vector_search_filter_strategy = 'postfilter'"
@@ -108,7 +109,7 @@ def search(
     if not condition:
         return _run(store, sql, params, "ann", ann)
     selectivity = estimate_selectivity(store, condition, params)
-    multiplier = plan_filtered(selectivity)
+    multiplier = plan_filtered(selectivity, k)
     if multiplier is None:
         return _run(store, sql, params, f"exact-prefilter (selectivity ~{selectivity:.2%})", EXACT)
     result = _run(
@@ -121,19 +122,19 @@ def search(
     return result
 
 
-def plan_filtered(selectivity: float) -> int | None:
-    """How to run an ANN search whose filter keeps ``selectivity`` of the rows.
+def plan_filtered(selectivity: float, k: int = 10) -> int | None:
+    """How to run a top-``k`` ANN search whose filter keeps ``selectivity`` of the rows.
 
-    Post-filter (HNSW candidates, then the filter) while fetching
-    ``ceil(2 / selectivity)`` times k candidates stays within the engine's
-    limit of 1000; below ``MIN_POSTFILTER_SELECTIVITY`` (0.5%), or when the
-    multiplier would pass 1000, pre-filter instead: exact search over the
+    Post-filter (fetch ``ceil(2 / selectivity) * k`` HNSW candidates, twice
+    the number expected to hold k matches, then filter them) when the filter
+    keeps at least ``MIN_POSTFILTER_SELECTIVITY`` (0.5%) of rows and that is
+    at most ``MAX_CANDIDATES``; otherwise pre-filter: exact search over the
     matching rows. Returns the fetch multiplier, or None for pre-filtering.
     """
     if selectivity < MIN_POSTFILTER_SELECTIVITY:
         return None
     multiplier = math.ceil(2.0 / selectivity)
-    return multiplier if multiplier <= 1000 else None
+    return multiplier if multiplier * k <= MAX_CANDIDATES else None
 
 
 def estimate_selectivity(store: Store, condition: str, params: dict) -> float:
