@@ -11,6 +11,7 @@ from pathlib import Path
 
 import shutil
 
+import numpy as np
 import pytest
 
 from laionsearch import Store, SynthSpec, synth_parts
@@ -89,3 +90,26 @@ def manifest(parts_dir) -> dict:
 def write_manifest(manifest: dict, path: Path) -> Path:
     path.write_text("".join(f"{name}\t{e.size}\t{e.sha256}\n" for name, e in manifest.items()))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """A randomly initialised 2-layer CLIP (512-d outputs) saved like a real one; skipped without the [clip] extra."""
+    pytest.importorskip("transformers", reason="the [clip] extra (transformers, torch, pillow) is not installed")
+    from laionsearch.randomclip import save_random_clip
+
+    return str(save_random_clip(tmp_path_factory.mktemp("tinyclip")))
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> Path:
+    """Six small PNG images of different colours and sizes, plus a file that is not an image."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        pixels = (rng.random((24 + 4 * i, 32, 3)) * 255).astype("uint8")
+        Image.fromarray(pixels).save(folder / f"photo_{i}.png")
+    (folder / "notes.jpg").write_text("not an image")
+    return folder

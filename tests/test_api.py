@@ -8,5 +8,5 @@ def test_public_names_are_exported_and_sorted():
 
 
 def test_errors_share_one_base():
-    for name in ("ArgumentError", "DownloadError", "IndexingError", "IngestError", "PartError", "QueryError", "StoreError"):
+    for name in ("ArgumentError", "DownloadError", "EncoderError", "IndexingError", "IngestError", "PartError", "QueryError", "StoreError"):
         assert issubclass(getattr(laionsearch, name), laionsearch.LaionsearchError)

@@ -11,6 +11,7 @@
 from .errors import (
     ArgumentError,
     DownloadError,
+    EncoderError,
     IndexingError,
     IngestError,
     LaionsearchError,
@@ -24,7 +25,7 @@ from .ingest import IngestReport, ingest
 from .layouts import check_part, find_parts
 from .partspec import parse_parts
 from .schema import row_id, stored_dim, stored_parts
-from .search import load_vector, plan_of, search, search_like, vector_of
+from .search import load_vector, plan_of, search, search_image, search_like, search_text, vector_of
 from .store import Store
 from .synth import SynthSpec, synth_parts
 
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArgumentError",
     "DownloadError",
+    "EncoderError",
     "IndexingError",
     "IngestError",
     "IngestReport",
@@ -54,7 +56,9 @@ __all__ = [
     "plan_of",
     "row_id",
     "search",
+    "search_image",
     "search_like",
+    "search_text",
     "stored_dim",
     "stored_parts",
     "synth_parts",

@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 
 FORMAT_HELP = "Output format: table (default on a terminal), json (default when piped) or csv."
+MODEL_HELP = "CLIP model id or saved folder. Default: $LAIONSEARCH_MODEL, else openai/clip-vit-base-patch32."
 
 
 class _State:
@@ -114,6 +115,9 @@ def ingest(
 def search(
     vector_file: Optional[Path] = typer.Option(None, "--vector-file", help="Query vector: JSON list or .npy file."),
     like_id: Optional[int] = typer.Option(None, "--like-id", help="Use the stored vector of the row with this id."),
+    text: Optional[str] = typer.Option(None, "--text", help="Query text, encoded by CLIP (needs the [clip] extra)."),
+    image: Optional[str] = typer.Option(None, "--image", help="Query image: a path or an http(s) URL, encoded by CLIP."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     column: str = typer.Option("image", "--column", help="Embeddings to search: image or text."),
     k: int = typer.Option(10, "-k", "--k", help="Number of rows to return."),
     nsfw: Optional[str] = typer.Option(None, "--nsfw", help="Keep only these NSFW tags, e.g. UNLIKELY,UNSURE."),
@@ -137,11 +141,11 @@ def search(
     from .console import print_rows, stderr
     from .search import load_vector, plan_of
     from .search import search as search_vector
-    from .search import search_like
+    from .search import search_image, search_like, search_text
 
     _check_format(fmt)
-    if (vector_file is None) == (like_id is None):
-        raise ArgumentError("give exactly one query: --vector-file F or --like-id ID")
+    if sum(q is not None for q in (vector_file, like_id, text, image)) != 1:
+        raise ArgumentError("give exactly one query: --vector-file F, --like-id ID, --text T or --image PATH")
     options = dict(
         column=column,
         k=k,
@@ -153,6 +157,10 @@ def search(
     store = _store()
     if like_id is not None:
         result = search_like(store, like_id, **options)
+    elif text is not None:
+        result = search_text(store, text, model=model, **options)
+    elif image is not None:
+        result = search_image(store, image, model=model, **options)
     else:
         result = search_vector(store, load_vector(vector_file), **options)
     if explain:
@@ -383,9 +391,10 @@ def sql(
     param: list[str] = typer.Option(
         [], "--param", metavar="NAME=VALUE", help="Query parameter name=value; value @FILE reads a JSON or .npy file (repeatable)."
     ),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
 ) -> None:
-    """Run SQL on the store and print the result.
+    """Run SQL on the store and print the result; encode_text('…') and encode_image('…') are available.
 
     Query parameters are written {name:Type} in the SQL. Example, the guide's query:
 
@@ -394,8 +403,10 @@ def sql(
       --param target=@vector.json
     """
     from .console import print_rows
+    from .sqlfunctions import use_model
 
     _check_format(fmt)
+    use_model(model)
     params = dict(_parse_param(p) for p in param)
     print_rows(_store().query(statement, params), fmt)
 
@@ -417,6 +428,68 @@ def _parse_param(text: str):
         raise ArgumentError(f"--param {name}: no such file {path}") from None
     except ValueError as exc:
         raise ArgumentError(f"--param {name}: {path} is not valid JSON ({exc})") from None
+
+
+@app.command()
+def encode(
+    text: Optional[str] = typer.Option(None, "--text", help="Text to encode."),
+    image: Optional[str] = typer.Option(None, "--image", help="Image to encode: a path or an http(s) URL."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+) -> None:
+    """Print the CLIP vector of a text or an image as a JSON list (like the guide's SELECT encode_text('cat')).
+
+    Example: laionsearch encode --text "a dog and a cat" > query.json
+    """
+    from .encoders import get_encoder
+
+    if (text is None) == (image is None):
+        raise ArgumentError("give exactly one of --text T or --image PATH")
+    encoder = get_encoder(model)
+    vector = encoder.encode_text(text) if text is not None else encoder.encode_image(image)
+    print(json.dumps(vector.tolist()))
+
+
+udf_app = typer.Typer(help="encode_text/encode_image for a ClickHouse server.", no_args_is_help=True)
+app.add_typer(udf_app, name="udf")
+
+
+@udf_app.command("export")
+def udf_export(
+    folder: Path = typer.Argument(..., help="Where to write user_scripts/ and the *_function.xml configs."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    pool_size: int = typer.Option(2, "--pool-size", help="Encoder worker processes per function on the server."),
+) -> None:
+    """Write executable UDFs (scripts + XML configs + README) that give a ClickHouse server encode_text/encode_image.
+
+    Example: laionsearch udf export ./clickhouse-udfs
+    """
+    from .udfserver import export_udfs
+
+    for path in export_udfs(folder, model=model, pool_size=pool_size):
+        print(path)
+
+
+@app.command()
+def embed(
+    images_dir: Path = typer.Argument(..., help="Folder of images (jpg, png, webp, …)."),
+    out_dir: Path = typer.Argument(..., help="Where to write the part (img_emb/, text_emb/, metadata/)."),
+    captions: Optional[Path] = typer.Option(None, "--captions", help="TSV file: file name<TAB>caption per line."),
+    part: int = typer.Option(0, "--part", help="Part number to write."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+) -> None:
+    """Encode your own images (and captions) into a LAION-format part that `ingest` loads.
+
+    Example: laionsearch embed ./photos ./my-parts --captions captions.tsv && laionsearch ingest ./my-parts
+    """
+    from .console import RichProgress, live_bars, say
+    from .embed import embed_images, read_captions
+
+    table = read_captions(captions) if captions else None
+    with live_bars() as bars:
+        report = embed_images(images_dir, out_dir, captions=table, part=part, model=model, progress=RichProgress(bars, "images"))
+        for name, reason in report.skipped.items():
+            say(bars, f"skipped {name}: {reason}")
+    print(f"wrote part {report.part}: {report.rows} image(s) to {out_dir}" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
 
 
 @app.command()

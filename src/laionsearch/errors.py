@@ -9,6 +9,7 @@ The CLI prints that line and exits non-zero; nothing else is caught there.
     ├── IngestError      loading a valid part into the store failed
     ├── DownloadError    some files or parts could not be fetched
     ├── IndexingError    a vector index cannot be created, built or dropped
+    ├── EncoderError     a text or image cannot be encoded (no model, not an image, empty text)
     ├── StoreError       the store cannot be opened or has an unexpected shape
     ├── QueryError       a search or SQL request is invalid (bad vector, unknown id, SQL error)
     └── ArgumentError    an argument is malformed (part selection, vector file, parameter)
@@ -35,6 +36,10 @@ class DownloadError(LaionsearchError):
 
 class IndexingError(LaionsearchError):
     """A vector index cannot be created, built or dropped as asked."""
+
+
+class EncoderError(LaionsearchError):
+    """A query text or image cannot be encoded (model missing, not an image, empty text)."""
 
 
 class StoreError(LaionsearchError):

@@ -175,6 +175,22 @@ def plan_of(result: pa.Table) -> str:
     return (result.schema.metadata or {}).get(b"laionsearch.plan", b"").decode()
 
 
+def search_text(store: Store, text: str, *, model: str | None = None, column: str = "image", **options) -> pa.Table:
+    """Rows nearest to ``text`` encoded by CLIP (image embeddings by default; ``column="text"`` for captions)."""
+    from .encoders import get_encoder
+
+    return search(store, get_encoder(model).encode_text(text), column=column, **options)
+
+
+def search_image(
+    store: Store, image: str | Path | bytes, *, model: str | None = None, column: str = "image", **options
+) -> pa.Table:
+    """Rows nearest to an image (path, http(s) URL or bytes) encoded by CLIP."""
+    from .encoders import get_encoder
+
+    return search(store, get_encoder(model).encode_image(image), column=column, **options)
+
+
 def search_like(store: Store, row_id: int, *, column: str = "image", **options) -> pa.Table:
     """Rows nearest to the stored row ``row_id`` (that row itself comes first)."""
     return search(store, vector_of(store, row_id, column), column=column, **options)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from . import sqlfunctions
 from .errors import QueryError, StoreError, first_line
 
 DEFAULT_PATH = "./laionsearch-data"
@@ -85,6 +86,7 @@ class Store:
         self._facts: dict[str, Any] = {}
         if database != "default":
             self.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+        sqlfunctions.register(self)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, database={self.database!r})"
@@ -97,7 +99,8 @@ class Store:
         """Run one statement and return its result as an Arrow table (empty for DDL)."""
         if not _READ_ONLY.match(sql):
             self._facts.clear()  # the statement may change what the cached facts describe
-        text_params = {k: to_param(v) for k, v in (params or {}).items()}
+        sql, params = sqlfunctions.rewrite(sql, params or {})
+        text_params = {k: to_param(v) for k, v in params.items()}
         try:
             return self._session.query(sql, "ArrowTable", params=text_params)
         except Exception as exc:  # chDB raises ChdbError/RuntimeError with the engine's message

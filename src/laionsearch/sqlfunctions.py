@@ -1,0 +1,107 @@
+"""``encode_text(String)`` and ``encode_image(String)`` in the store's SQL, and keeping them fast.
+
+Every store opened by laionsearch gets both functions, returning
+``Array(Float32)``: a Python UDF computes the vector (as JSON text, since
+chDB's Python UDFs cannot return arrays) and a SQL function parses it.
+
+Written inside ``ORDER BY cosineDistance(col, encode_text('…'))`` the engine
+would call the model once per row and skip the vector index. So, before a
+statement runs, every call whose argument is a string literal is encoded once
+in Python and replaced by a query parameter: the guide's statements then run
+with one encoder call and the index (see ``rewrite``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+_KINDS = ("text", "image")
+_CALL = re.compile(r"\bencode_(text|image)\(\s*'((?:[^'\\]|\\.|'')*)'\s*\)", re.IGNORECASE)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "\\": "\\", "'": "'"}
+_registered = False
+_lock = threading.Lock()
+_model: str | None = None
+
+
+def use_model(model: str | None) -> None:
+    """The CLIP model the SQL functions use in this process (None: the default)."""
+    global _model
+    _model = model
+
+
+def _encode(kind: str, value: str) -> list[float]:
+    from .encoders import get_encoder
+
+    encoder = get_encoder(_model)
+    vector = encoder.encode_text(value) if kind == "text" else encoder.encode_image(value)
+    return vector.tolist()
+
+
+def register(store) -> None:
+    """Make ``encode_text`` and ``encode_image`` available in ``store``'s SQL."""
+    global _registered
+    with _lock:
+        if not _registered:
+            import chdb
+            from chdb.sqltypes import STRING
+
+            for kind in _KINDS:
+                chdb.drop_function(f"_laionsearch_encode_{kind}")
+                chdb.create_function(
+                    f"_laionsearch_encode_{kind}", _json_encoder(kind), arg_types=[STRING], return_type=STRING
+                )
+            _registered = True
+    for kind in _KINDS:
+        store.execute(
+            f"CREATE FUNCTION IF NOT EXISTS encode_{kind} AS (x) -> "
+            f"JSONExtract(assumeNotNull(_laionsearch_encode_{kind}(x)), 'Array(Float32)')"
+        )
+
+
+def _json_encoder(kind: str):
+    def encode(value: str) -> str:
+        return json.dumps(_encode(kind, value))
+
+    return encode
+
+
+def rewrite(sql: str, params: dict) -> tuple[str, dict]:
+    """Replace ``encode_text('…')``/``encode_image('…')`` with parameters holding the vectors.
+
+    Each distinct literal is encoded once. Calls on anything but a string
+    literal (a column, an expression) are left to the per-row SQL function.
+    """
+    if "encode_" not in sql.lower():
+        return sql, params
+    params = dict(params)
+    names: dict[tuple[str, str], str] = {}
+
+    def substitute(match: re.Match) -> str:
+        kind, value = match.group(1).lower(), _unquote(match.group(2))
+        key = (kind, value)
+        if key not in names:
+            names[key] = f"_laionsearch_{kind}_{len(names)}"
+            params[names[key]] = _encode(kind, value)
+        return "{" + names[key] + ":Array(Float32)}"
+
+    return _CALL.sub(substitute, sql), params
+
+
+def _unquote(body: str) -> str:
+    """The value of a ClickHouse string literal's body (backslash escapes and doubled quotes)."""
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
+            i += 2
+        elif c == "'" and body[i + 1 : i + 2] == "'":
+            out.append("'")
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
