@@ -2,22 +2,30 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test bench clean
 
-$(BIN)/laionsearch: pyproject.toml
+$(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PIP) -e .
 	touch $@
 
-demo: $(BIN)/laionsearch
+# torch==2.13.0 first: it is the CPU build on these machines, and it satisfies the [clip] extra
+# (a torch requirement it does not satisfy would pull several GB of CUDA packages).
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[clip,test]'
+	touch $@
+
+demo: $(VENV)/.base
 	$(BIN)/laionsearch demo
 
-test: $(BIN)/laionsearch
+test: $(VENV)/.test
 	$(BIN)/python -m pytest
 
-bench: $(BIN)/laionsearch
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+bench: $(VENV)/.test
+	$(PIP) -e '.[bench]'
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
