@@ -493,6 +493,33 @@ def embed(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(1234, "--port", help="Port to listen on."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    get: Optional[str] = typer.Option(None, "--get", help="Answer one GET request for this path, print it, and exit."),
+) -> None:
+    """Serve the web page and the HTTP API (clip-retrieval's /knn-service too); API docs at /docs.
+
+    Example: laionsearch --db ./store serve --port 1234   (then open http://127.0.0.1:1234/)
+    """
+    from .web import create_app
+
+    app_ = create_app(_store(), model)
+    if get is not None:
+        from fastapi.testclient import TestClient
+
+        response = TestClient(app_).get(get)
+        print(response.text)
+        if response.status_code >= 400:
+            raise typer.Exit(1)
+        return
+    import uvicorn
+
+    uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
+@app.command()
 def info(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
     """Show the store: parts, rows and embedding dimension.
 

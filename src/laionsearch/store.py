@@ -8,6 +8,7 @@ shared per path and a second path in the same process is refused clearly.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import math
 import os
@@ -27,6 +28,7 @@ DEFAULT_PATH = "./laionsearch-data"
 
 _sessions: dict[Path, Any] = {}
 _lock = threading.Lock()
+_query_lock = threading.RLock()
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _READ_ONLY = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|SHOW|DESCRIBE|DESC)\b", re.IGNORECASE)
 
@@ -55,6 +57,19 @@ def _session(path: Path):
             ) from None
         _sessions[path] = sess
         return sess
+
+
+@atexit.register
+def _close_sessions() -> None:
+    # Left to interpreter teardown, chDB's shutdown can crash the process (seen after queries
+    # from web-server threads): close sessions while Python is still whole.
+    with _lock:
+        for sess in _sessions.values():
+            try:
+                sess.close()
+            except Exception:  # closing at exit: nothing left to report to
+                pass
+        _sessions.clear()
 
 
 def _check_not_locked(path: Path) -> None:
@@ -102,7 +117,8 @@ class Store:
         sql, params = sqlfunctions.rewrite(sql, params or {})
         text_params = {k: to_param(v) for k, v in params.items()}
         try:
-            return self._session.query(sql, "ArrowTable", params=text_params)
+            with _query_lock:  # one statement at a time per process (the web server runs handlers in threads)
+                return self._session.query(sql, "ArrowTable", params=text_params)
         except Exception as exc:  # chDB raises ChdbError/RuntimeError with the engine's message
             raise QueryError(first_line(exc)) from None
 

@@ -1,0 +1,136 @@
+// laionsearch web page: talks to /api/search and /api/health only; no external assets.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const PLACEHOLDER = "data:image/svg+xml;utf8," + encodeURIComponent(
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><rect width="100" height="100" fill="#f3f4f6"/>' +
+  '<path d="M30 65l12-15 9 11 7-8 12 12z" fill="#d1d5db"/><circle cx="62" cy="38" r="6" fill="#d1d5db"/>' +
+  '<text x="50" y="85" font-size="8" text-anchor="middle" fill="#9ca3af" font-family="sans-serif">image unavailable</text></svg>');
+let imageData = null;   // base64 of the chosen image
+let lastResults = [];
+
+async function health() {
+  try {
+    const r = await fetch("/api/health");
+    const h = await r.json();
+    $("status").textContent = `${h.rows.toLocaleString()} rows in ${h.parts} part(s)` +
+      (h.indexes.length ? ` · indexed: ${h.indexes.join(", ")}` : " · no vector index (exact search)");
+    if (!h.clip) {
+      $("query-text").disabled = true;
+      $("image-file").disabled = true;
+      $("drop-zone").classList.add("disabled");
+      $("query-text").placeholder = "Text search is off";
+      $("clip-note").hidden = false;
+      $("clip-note").textContent = `Text and image search are off: ${h.clip_reason}. Search by row id or vector instead.`;
+    }
+  } catch (e) {
+    $("status").textContent = "server not reachable";
+  }
+}
+
+function request() {
+  const body = { column: $("column").value, k: Number($("k").value) || 10, exact: $("exact").checked };
+  if ($("safe").checked) body.nsfw = ["UNLIKELY", "UNSURE"];
+  const id = $("query-id").value.trim(), vector = $("query-vector").value.trim(), text = $("query-text").value.trim();
+  if (imageData) body.image = imageData;
+  else if (id) body.like_id = Number(id);
+  else if (vector) {
+    try { body.vector = JSON.parse(vector); } catch (e) { throw new Error("the vector is not valid JSON"); }
+  } else if (text) body.text = text;
+  else throw new Error("type a text, drop an image, or give a row id or vector");
+  return body;
+}
+
+async function runSearch(body) {
+  $("message").textContent = "searching…";
+  const started = performance.now();
+  const r = await fetch("/api/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const data = await r.json();
+  if (!r.ok) { $("message").textContent = `Error: ${data.error}`; return; }
+  lastResults = data.results;
+  $("download").disabled = !lastResults.length;
+  $("message").textContent = `${lastResults.length} result(s) in ${Math.round(performance.now() - started)} ms · ${data.plan}`;
+  render(lastResults);
+}
+
+function render(rows) {
+  const grid = $("results");
+  grid.replaceChildren();
+  for (const row of rows) {
+    const card = document.createElement("article");
+    card.className = "card";
+    card.dataset.id = row.id;
+    const img = document.createElement("img");
+    img.loading = "lazy";
+    img.alt = row.caption || "";
+    img.referrerPolicy = "no-referrer";
+    img.onerror = () => { img.onerror = null; img.src = PLACEHOLDER; };
+    img.src = /^https?:|^file:/.test(row.url) ? row.url : PLACEHOLDER;
+    const body = document.createElement("div");
+    body.className = "body";
+    const caption = document.createElement("div");
+    caption.className = "caption";
+    caption.textContent = row.caption || "(no caption)";
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const score = document.createElement("span");
+    score.textContent = `similarity ${(1 - row.distance).toFixed(3)}`;
+    const tag = document.createElement("span");
+    tag.className = `tag ${row.NSFW || ""}`;
+    tag.textContent = row.NSFW || "untagged";
+    meta.append(score, tag);
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const link = document.createElement("a");
+    link.href = row.url; link.target = "_blank"; link.rel = "noopener noreferrer"; link.textContent = "open";
+    const more = document.createElement("button");
+    more.type = "button"; more.className = "more"; more.textContent = "more like this";
+    more.onclick = () => moreLikeThis(row.id);
+    actions.append(link, more);
+    body.append(caption, meta, actions);
+    card.append(img, body);
+    grid.append(card);
+  }
+}
+
+function moreLikeThis(id) {
+  clearImage();
+  $("query-text").value = ""; $("query-vector").value = "";
+  $("query-id").value = id;
+  const body = request();
+  runSearch(body).catch((e) => { $("message").textContent = `Error: ${e.message}`; });
+}
+
+function clearImage() { imageData = null; $("image-name").textContent = ""; }
+
+function useFile(file) {
+  if (!file) return;
+  if (file.size > 10 * 1024 * 1024) { $("message").textContent = "Error: images up to 10 MB"; return; }
+  const reader = new FileReader();
+  reader.onload = () => {
+    imageData = String(reader.result).split(",")[1];
+    $("image-name").textContent = file.name;
+    $("query-id").value = ""; $("query-vector").value = "";
+    runSearch(request()).catch((e) => { $("message").textContent = `Error: ${e.message}`; });
+  };
+  reader.readAsDataURL(file);
+}
+
+$("search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if ($("query-text").value.trim() || $("query-vector").value.trim()) { clearImage(); }
+  if ($("query-text").value.trim()) { $("query-id").value = ""; }
+  try { runSearch(request()).catch((e) => { $("message").textContent = `Error: ${e.message}`; }); }
+  catch (e) { $("message").textContent = e.message; }
+});
+$("image-file").addEventListener("change", (e) => useFile(e.target.files[0]));
+const zone = $("drop-zone");
+zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); useFile(e.dataTransfer.files[0]); });
+$("download").addEventListener("click", () => {
+  const blob = new Blob([JSON.stringify(lastResults, null, 2)], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob); a.download = "laionsearch-results.json"; a.click();
+  URL.revokeObjectURL(a.href);
+});
+health();

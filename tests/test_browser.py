@@ -1,0 +1,51 @@
+"""The web page in real headless Chromium (Debian's), driven by Playwright: search, see cards, more like this."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .test_web import live_server, web_store  # noqa: F401  (module fixtures reused)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = Path(os.environ.get("LAIONSEARCH_SCREENSHOTS", "test-screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (make test installs Debian's chromium when it can)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # Playwright gives each launch a fresh, empty profile of its own
+        yield browser
+        browser.close()
+
+
+@pytest.mark.slow
+def test_search_then_more_like_this(browser, live_server):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(live_server + "/")
+    page.wait_for_function("document.getElementById('status').textContent.includes('rows')")
+    page.fill("#query-text", "a photo of a cat")
+    page.click("#search-button")
+    page.wait_for_selector(".card")
+    first_ids = page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.id)")
+    assert len(first_ids) == 20
+    assert "result(s)" in page.inner_text("#message")
+    # Dead image URLs (these are example.org) fall back to the placeholder.
+    page.wait_for_function("[...document.querySelectorAll('.card img')].some(i => i.src.startsWith('data:image/svg'))")
+    target = first_ids[3]
+    page.click(f".card[data-id='{target}'] button.more")
+    page.wait_for_function(f"document.querySelector('.card').dataset.id === '{target}'")
+    second_ids = page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.id)")
+    assert second_ids[0] == target and second_ids != first_ids
+    SCREENSHOT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT / "search-more-like-this.png"), full_page=False)
+    assert (SCREENSHOT / "search-more-like-this.png").stat().st_size > 10_000
+    page.close()

@@ -1,0 +1,164 @@
+"""HTTP API and web page: every endpoint, bad input, clip-retrieval clients, concurrency."""
+
+import base64
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from laionsearch import Store, ingest, row_id
+from laionsearch.index import create_index
+from laionsearch.web import MAX_UPLOAD_BYTES, create_app
+
+from .conftest import SMALL_ROWS
+
+# What clip-retrieval's ClipClient sends (clip_retrieval/clip_client.py).
+CLIP_RETRIEVAL_REQUEST = {
+    "text": "a cat", "image": None, "image_url": None, "embedding_input": None, "modality": "image",
+    "num_images": 12, "indice_name": "laion", "num_result_ids": 12, "use_mclip": False, "deduplicate": True,
+    "use_safety_model": True, "use_violence_detector": True, "aesthetic_score": "", "aesthetic_weight": "0.5",
+}
+
+
+@pytest.fixture(scope="module")
+def web_store(store_path, parts_dir):
+    import uuid
+
+    store = Store(store_path, database=f"web_{uuid.uuid4().hex[:8]}")
+    ingest(store, parts_dir)
+    create_index(store, "image", m=16, ef_construction=64)
+    return store
+
+
+@pytest.fixture(scope="module")
+def client(web_store, tiny_clip):
+    return TestClient(create_app(web_store, model=tiny_clip))
+
+
+def assert_error(response, status, text):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["ok"] is False and body["status"] == status and text in body["error"]
+
+
+def test_health_and_page(client):
+    health = client.get("/api/health").json()
+    assert health == {"ok": True, "rows": 2 * SMALL_ROWS, "parts": 2, "dim": 512, "indexes": ["image"],
+                      "clip": True, "clip_reason": None, "model": health["model"]}
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="search-form"' in page.text and "/static/app.js" in page.text
+    assert "https://" not in page.text  # no CDN: every asset is local
+    assert client.get("/static/app.js").status_code == 200
+    assert "/knn-service" in client.get("/openapi.json").json()["paths"]
+
+
+def test_search_by_every_kind_of_query(client, parts_dir, photos):
+    rid = row_id(1, 30)
+    by_id = client.post("/api/search", json={"like_id": rid, "k": 5}).json()
+    assert by_id["ok"] and by_id["results"][0]["id"] == rid and by_id["plan"] == "ann"
+    vector = np.load(parts_dir / "img_emb" / "img_emb_1.npy")[30].astype(float).tolist()
+    by_vector = client.post("/api/search", json={"vector": vector, "k": 5, "exact": True}).json()
+    assert by_vector["results"][0]["id"] == rid and by_vector["plan"] == "exact"
+    by_text = client.post("/api/search", json={"text": "a dog and a cat", "k": 7, "column": "text"}).json()
+    assert len(by_text["results"]) == 7
+    image = base64.b64encode((photos / "photo_0.png").read_bytes()).decode()
+    by_image = client.post("/api/search", json={"image": image, "k": 3, "nsfw": ["UNLIKELY"]}).json()
+    assert len(by_image["results"]) == 3 and {r["NSFW"] for r in by_image["results"]} == {"UNLIKELY"}
+    assert set(by_image["results"][0]) == {"id", "url", "caption", "NSFW", "similarity", "distance"}
+
+
+def test_clip_retrieval_client_request(client):
+    response = client.post("/knn-service", json=CLIP_RETRIEVAL_REQUEST)
+    assert response.status_code == 200
+    rows = response.json()
+    assert len(rows) == 12 and all(set(r) == {"id", "url", "caption", "NSFW", "similarity"} for r in rows)
+    assert all(r["NSFW"] in ("UNLIKELY", "UNSURE") for r in rows)  # use_safety_model drops NSFW rows
+    sims = [r["similarity"] for r in rows]
+    assert sims == sorted(sims, reverse=True)
+    assert client.get("/indices-list").json() == ["laion"]
+    ids = [rows[0]["id"], rows[1]["id"], 999_999_999]
+    meta = client.post("/metadata", json={"indice_name": "laion", "ids": ids}).json()
+    assert [m["id"] for m in meta] == ids[:2]
+    assert meta[0]["metadata"]["url"] == rows[0]["url"] and set(meta[0]["metadata"]) == {"url", "caption", "NSFW",
+                                                                                          "similarity"}
+
+
+def test_knn_service_by_embedding(client, parts_dir):
+    vector = np.load(parts_dir / "text_emb" / "text_emb_0.npy")[3].astype(float).tolist()
+    rows = client.post("/knn-service", json={"embedding_input": vector, "modality": "text", "num_images": 2}).json()
+    assert rows[0]["id"] == 3 and rows[0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "path, body, status, text",
+    [
+        ("/api/search", {"image": "not base64!!"}, 400, "not valid base64"),
+        ("/api/search", {"image": base64.b64encode(b"plain text").decode()}, 400, "not an image"),
+        ("/api/search", {"image": "A" * (MAX_UPLOAD_BYTES * 4 // 3 + 100)}, 413, "limit"),
+        ("/api/search", {"vector": [0.1, 0.2]}, 400, "2 dimensions"),
+        ("/api/search", {"like_id": 5, "k": 0}, 422, "k"),
+        ("/api/search", {"like_id": 5, "k": 5000}, 422, "k"),
+        ("/api/search", {"like_id": 5, "text": "x"}, 400, "exactly one of"),
+        ("/api/search", {"like_id": 424242424}, 404, "no row with id 424242424"),
+        ("/api/search", {"like_id": 5, "column": "audio"}, 422, "column"),
+        ("/api/search", {"text": "  "}, 400, "empty text"),
+        ("/api/search", {"like_id": 5, "nsfw": ["x'); DROP TABLE laion; --"]}, 400, "unknown NSFW value"),
+        ("/api/search", {"image_url": "file:///etc/passwd"}, 400, "http(s)"),
+        ("/knn-service", {**CLIP_RETRIEVAL_REQUEST, "indice_name": "laion5B"}, 404, "unknown index 'laion5B'"),
+        ("/metadata", {"indice_name": "other", "ids": [1]}, 404, "unknown index"),
+    ],
+)
+def test_bad_requests_get_4xx_json(client, path, body, status, text):
+    assert_error(client.post(path, json=body), status, text)
+
+
+def test_user_text_never_reaches_sql_unparameterised(client, web_store):
+    text = "'); DROP TABLE laion; -- \\' {x:String}"
+    assert client.post("/api/search", json={"text": text, "k": 2}).status_code == 200
+    assert web_store.query(f"SELECT count() AS n FROM {web_store.table('laion')}").to_pylist() == [{"n": 2 * SMALL_ROWS}]
+
+
+@pytest.fixture(scope="module")
+def live_server(web_store, tiny_clip):
+    """The app on a real uvicorn server on 127.0.0.1 (random port), in a thread."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(web_store, model=tiny_clip), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_clients_for_thirty_seconds(live_server):
+    deadline = time.monotonic() + 30
+    bodies = [{"like_id": row_id(i % 2, i * 37), "k": 10} for i in range(20)]
+    bodies[::4] = [{"text": f"a photo of thing {i}", "k": 10} for i in range(5)]
+
+    def client_loop(body):
+        latencies, errors = [], 0
+        with httpx.Client(base_url=live_server, timeout=30) as http:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                response = http.post("/api/search", json=body)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200 or len(response.json()["results"]) != 10
+        return latencies, errors
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(client_loop, bodies))
+    latencies = np.concatenate([o[0] for o in outcomes])
+    assert sum(o[1] for o in outcomes) == 0
+    assert len(latencies) >= 100
+    print(f"\n20 clients x 30 s: {len(latencies)} requests, p50 {np.percentile(latencies, 50) * 1000:.0f} ms, "
+          f"p95 {np.percentile(latencies, 95) * 1000:.0f} ms, 0 errors")
