@@ -91,13 +91,18 @@ def rewrite(sql: str, params: dict) -> tuple[str, dict]:
 
 def _unquote(body: str) -> str:
     """The value of a ClickHouse string literal's body (backslash escapes and doubled quotes)."""
+    return unescape(body, doubled_quotes=True)
+
+
+def unescape(text: str, doubled_quotes: bool = False) -> str:
+    """Undo ClickHouse's backslash escapes (string literals, TabSeparated fields); optionally '' -> '."""
     out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append(_ESCAPES.get(text[i + 1], text[i + 1]))
             i += 2
-        elif c == "'" and body[i + 1 : i + 2] == "'":
+        elif doubled_quotes and c == "'" and text[i + 1 : i + 2] == "'":
             out.append("'")
             i += 2
         else:

@@ -18,21 +18,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-_UNESCAPE = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "\\": "\\", "'": "'"}
-
-
-def unescape_tsv(field: str) -> str:
-    """The value of one TabSeparated field."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 1 < len(field):
-            out.append(_UNESCAPE.get(field[i + 1], field[i + 1]))
-            i += 2
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
+from .sqlfunctions import unescape
 
 def serve(kind: str, model: str | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
     """Answer chunks on ``stdin`` until it closes (one worker of an executable_pool)."""
@@ -42,7 +28,7 @@ def serve(kind: str, model: str | None = None, stdin: TextIO = sys.stdin, stdout
     while header := stdin.readline():
         if not header.strip():
             continue
-        values = [unescape_tsv(stdin.readline().rstrip("\n")) for _ in range(int(header))]
+        values = [unescape(stdin.readline().rstrip("\n")) for _ in range(int(header))]
         vectors = encoder.encode_texts(values) if kind == "text" else encoder.encode_images(values)
         for vector in vectors:
             stdout.write("[" + ",".join(map(repr, vector.tolist())) + "]\n")
