@@ -10,12 +10,13 @@ because their staging table is created like ``laion``, index included.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ArgumentError, IndexingError
 from .progress import Progress
-from .schema import EMBEDDING_COLUMNS, TABLE, stored_dim
+from .schema import EMBEDDING_COLUMNS, TABLE, data_parts, stored_dim
 from .store import Store
 
 QUANTIZATIONS = ("f64", "f32", "f16", "bf16", "i8", "b1")
@@ -97,23 +98,20 @@ def compact(store: Store, progress: Progress | None = None) -> None:
     (About 15 s and 2 GB RSS per million rows, against minutes for the graph itself.)
     """
     progress = progress or Progress()
-    counts = store.query(
-        "SELECT partition, count() AS n FROM system.parts WHERE database = {db:String} AND table = {t:String} "
-        "AND active GROUP BY partition HAVING n > 1 ORDER BY partition",
-        {"db": store.database, "t": TABLE},
-    ).to_pylist()
-    if not counts:
+    per_partition = Counter(int(p["partition"]) for p in data_parts(store))
+    several = sorted(number for number, count in per_partition.items() if count > 1)
+    if not several:
         return
-    progress.start("merging data parts", len(counts))
-    for row in counts:
-        store.execute(f"OPTIMIZE TABLE {store.table(TABLE)} PARTITION {int(row['partition']):d} FINAL")
+    progress.start("merging data parts", len(several))
+    for number in several:
+        store.execute(f"OPTIMIZE TABLE {store.table(TABLE)} PARTITION {number:d} FINAL")
         progress.advance(1)
     progress.finish()
 
 
 def _materialize(store: Store, name: str, progress: Progress) -> None:
     table = store.table(TABLE)
-    total = _active_parts(store)
+    total = len(data_parts(store))
     store.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {name} SETTINGS mutations_sync = 0")
     progress.start(f"building {name}", total)
     done = 0
@@ -155,10 +153,7 @@ def index_status(store: Store) -> list[IndexStatus]:
         "AND type = 'vector_similarity' ORDER BY name",
         {"db": store.database, "t": TABLE},
     ).to_pylist()
-    parts = store.query(
-        "SELECT path FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active",
-        {"db": store.database, "t": TABLE},
-    ).column("path").to_pylist()
+    parts = [p["path"] for p in data_parts(store)]
     by_column = {v: k for k, v in EMBEDDING_COLUMNS.items()}
     return [
         IndexStatus(
@@ -206,12 +201,3 @@ def _indexed(store: Store) -> set[str]:
         {"db": store.database, "t": TABLE},
     ).column("expr").to_pylist()
     return {name for name, col in EMBEDDING_COLUMNS.items() if col in exprs}
-
-
-def _active_parts(store: Store) -> int:
-    return int(
-        store.query(
-            "SELECT count() AS n FROM system.parts WHERE database = {db:String} AND table = {t:String} AND active",
-            {"db": store.database, "t": TABLE},
-        ).column("n")[0].as_py()
-    )

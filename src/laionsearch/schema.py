@@ -93,16 +93,24 @@ def stored_storage(store: Store) -> str | None:
     return next((name for name, ctype in STORAGES.items() if ctype == declared), declared)
 
 
-def stored_parts(store: Store) -> dict[int, int]:
-    """Row count of every part present in the store, from the engine's part catalogue."""
+def data_parts(store: Store) -> list[dict]:
+    """The active data parts of ``laion`` (partition, rows, path), from the engine's part catalogue."""
     if not store.has_table(TABLE):
-        return {}
-    rows = store.query(
-        "SELECT partition, sum(rows) AS n FROM system.parts "
-        "WHERE database = {db:String} AND table = {t:String} AND active GROUP BY partition",
+        return []
+    return store.query(
+        "SELECT partition, rows, path FROM system.parts "
+        "WHERE database = {db:String} AND table = {t:String} AND active ORDER BY partition",
         {"db": store.database, "t": TABLE},
-    )
-    return {int(p): int(n) for p, n in zip(rows.column("partition").to_pylist(), rows.column("n").to_pylist())}
+    ).to_pylist()
+
+
+def stored_parts(store: Store) -> dict[int, int]:
+    """Row count of every LAION part present in the store."""
+    counts: dict[int, int] = {}
+    for data_part in data_parts(store):
+        number = int(data_part["partition"])
+        counts[number] = counts.get(number, 0) + int(data_part["rows"])
+    return counts
 
 
 def stored_dim(store: Store) -> int | None:
