@@ -147,12 +147,7 @@ def index_status(store: Store) -> list[IndexStatus]:
     """The vector indexes of the ``laion`` table, with how many data parts each covers."""
     if not store.has_table(TABLE):
         return []
-    indexes = store.query(
-        "SELECT name, expr, type_full, data_compressed_bytes AS disk, data_uncompressed_bytes AS mem "
-        "FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
-        "AND type = 'vector_similarity' ORDER BY name",
-        {"db": store.database, "t": TABLE},
-    ).to_pylist()
+    indexes = index_definitions(store)
     parts = [p["path"] for p in data_parts(store)]
     by_column = {v: k for k, v in EMBEDDING_COLUMNS.items()}
     return [
@@ -171,10 +166,12 @@ def index_status(store: Store) -> list[IndexStatus]:
 
 
 def index_definitions(store: Store) -> list[dict]:
-    """name, expr and type_full of each vector index on ``laion`` (to recreate them elsewhere)."""
+    """Each vector index on ``laion`` as the engine's catalogue has it: name, expr and
+    type_full (enough to recreate it elsewhere), and its sizes (disk, mem)."""
     return store.query(
-        "SELECT name, expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
-        "AND table = {t:String} AND type = 'vector_similarity' ORDER BY name",
+        "SELECT name, expr, type_full, data_compressed_bytes AS disk, data_uncompressed_bytes AS mem "
+        "FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
+        "AND type = 'vector_similarity' ORDER BY name",
         {"db": store.database, "t": TABLE},
     ).to_pylist()
 
@@ -195,9 +192,5 @@ def indexed_columns(store: Store) -> set[str]:
 
 
 def _indexed(store: Store) -> set[str]:
-    exprs = store.query(
-        "SELECT expr FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
-        "AND type = 'vector_similarity'",
-        {"db": store.database, "t": TABLE},
-    ).column("expr").to_pylist()
+    exprs = {ix["expr"] for ix in index_definitions(store)}
     return {name for name, col in EMBEDDING_COLUMNS.items() if col in exprs}
