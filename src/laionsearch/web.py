@@ -23,7 +23,7 @@ from .errors import ArgumentError, EncoderError, IndexingError, LaionsearchError
 from .formatting import rows_of
 from .index import index_status
 from .schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts
-from .search import plan_of, search, search_like
+from .search import plan_of, search, search_image, search_like, search_text
 from .store import Store
 
 INDEX_NAME = "laion"  # the name clip-retrieval clients pass as indice_name
@@ -105,14 +105,15 @@ def create_app(store: Store, model: str | None = None) -> FastAPI:
     def health() -> dict:
         """Store size, indexes, and whether text/image search is available."""
         parts = stored_parts(store)
+        clip = clip_available()
         return {
             "ok": True,
             "rows": sum(parts.values()),
             "parts": len(parts),
             "dim": stored_dim(store),
             "indexes": [s.column for s in index_status(store)],
-            "clip": clip_available(),
-            "clip_reason": None if clip_available() else "the [clip] extra (transformers, torch, pillow) is not installed",
+            "clip": clip,
+            "clip_reason": None if clip else "the [clip] extra (transformers, torch, pillow) is not installed",
             "model": model,
         }
 
@@ -127,8 +128,8 @@ def create_app(store: Store, model: str | None = None) -> FastAPI:
         if request.like_id is not None:
             result = search_like(store, request.like_id, **options)
         else:
-            result = search(store, _query_vector(request.text, request.image, request.image_url, request.vector, model),
-                            **options)
+            result = _search_query(store, request.text, request.image, request.image_url, request.vector, model,
+                                   **options)
         return {"ok": True, "plan": plan_of(result), "results": rows_of(result)}
 
     @app.post("/knn-service")
@@ -138,9 +139,9 @@ def create_app(store: Store, model: str | None = None) -> FastAPI:
         queries = [request.text, request.image, request.image_url, request.embedding_input]
         if sum(q is not None for q in queries) != 1:
             raise WebError("give exactly one of text, image, image_url, embedding_input")
-        vector = _query_vector(request.text, request.image, request.image_url, request.embedding_input, model)
         nsfw = ["UNLIKELY", "UNSURE"] if request.use_safety_model else None
-        result = search(store, vector, column=request.modality, k=request.num_images, nsfw=nsfw)
+        result = _search_query(store, request.text, request.image, request.image_url, request.embedding_input, model,
+                               column=request.modality, k=request.num_images, nsfw=nsfw)
         rows = rows_of(result)
         if request.deduplicate:
             seen: set[str] = set()
@@ -179,19 +180,17 @@ def clip_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("transformers", "torch", "PIL"))
 
 
-def _query_vector(text, image_b64, image_url, vector, model):
+def _search_query(store: Store, text, image_b64, image_url, vector, model, **options):
+    """``search`` by whichever one of text, base64 image, image URL or vector the request gave."""
     if vector is not None:
-        return vector
-    from .encoders import get_encoder
-
-    encoder = get_encoder(model)
+        return search(store, vector, **options)
     if text is not None:
-        return encoder.encode_text(text)
+        return search_text(store, text, model=model, **options)
     if image_url is not None:
         if not image_url.startswith(("http://", "https://")):
             raise WebError("image_url must be an http(s) URL")
-        return encoder.encode_image(image_url)
-    return encoder.encode_image(decode_image(image_b64))
+        return search_image(store, image_url, model=model, **options)
+    return search_image(store, decode_image(image_b64), model=model, **options)
 
 
 def decode_image(data: str) -> bytes:
