@@ -59,13 +59,17 @@ def row_id(part: int, row: int) -> int:
     return part * ID_STRIDE + row
 
 
-def create_table_sql(qualified_name: str, storage: str = DEFAULT_STORAGE) -> str:
+#: MergeTree settings of the ``laion`` table.
+TABLE_SETTINGS = "index_granularity = 8192"
+
+
+def create_table_sql(qualified_name: str, storage: str = DEFAULT_STORAGE, settings: str = TABLE_SETTINGS) -> str:
     """DDL of the ``laion`` table under ``qualified_name``."""
     embedding = STORAGES[storage]
     columns = ",\n    ".join(f"`{name}` {ctype.replace(EMBEDDING, embedding)}" for name, ctype in COLUMNS)
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n    {columns}\n)\n"
-        "ENGINE = MergeTree\nPARTITION BY part\nORDER BY id\nSETTINGS index_granularity = 8192"
+        f"ENGINE = MergeTree\nPARTITION BY part\nORDER BY id\nSETTINGS {settings}"
     )
 
 

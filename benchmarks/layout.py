@@ -1,0 +1,100 @@
+"""Table layout benchmark: granule and compression-block size vs ingest, disk, exact search and the hits' read.
+
+Run by hand (not part of `make test`):
+
+    .venv/bin/python benchmarks/layout.py --rows 1000000 --no-index   # ingest, disk, exact search, 10-row read
+    .venv/bin/python benchmarks/layout.py --rows 100000               # plus HNSW build and ANN search
+
+An ANN query finds its ten hits in the HNSW graph, then reads url, caption, NSFW and
+similarity for them: the engine decompresses every granule (and compression block) a
+hit falls in. Smaller granules and blocks make that read cheaper, and may cost ingest
+time, disk and full-scan (exact search) speed. Each layout gets its own database in one
+chDB store, loaded from the same synthetic part; medians over 30 queries after a
+warm-up (exact search: 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+import laionsearch as ls
+from laionsearch.evaluate import exact_top_k, sample_queries
+from laionsearch.schema import TABLE, TABLE_SETTINGS, create_table_sql
+
+LAYOUTS = {
+    "current": TABLE_SETTINGS,
+    "granule 1024": "index_granularity = 1024",
+    "granule 256": "index_granularity = 256",
+    "granule 256, 16 KiB blocks": "index_granularity = 256, max_compress_block_size = 16384",
+}
+
+
+def median_ms(fn, args) -> float:
+    fn(args[0])
+    times = []
+    for a in args:
+        started = time.perf_counter()
+        fn(a)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--workdir", default="bench-data")
+    parser.add_argument("--no-index", action="store_true", help="skip the HNSW build and ANN search")
+    args = parser.parse_args()
+    work = Path(args.workdir).resolve()
+    parts = work / f"ann-{args.rows}"
+    if not (parts / "metadata" / "metadata_0.parquet").exists():
+        ls.synth_parts(parts, [0], ls.SynthSpec(rows=args.rows, seed=1))
+    shutil.rmtree(work / "layout-store", ignore_errors=True)
+    rng = np.random.default_rng(5)
+    hits = [rng.choice(args.rows, 10, replace=False).tolist() for _ in range(30)]
+    queries = truth = None
+    print(f"{args.rows:,} rows; medians in ms\n")
+    print("| layout (SETTINGS) | ingest (s) | on disk (MB) | exact p50 | 10 hits' metadata p50 "
+          "| HNSW build (s) | ANN p50, ef 64 | recall@10 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for number, (name, settings) in enumerate(LAYOUTS.items()):
+        store = ls.Store(work / "layout-store", database=f"layout{number}")
+        store.execute(create_table_sql(store.table(TABLE), settings=settings))
+        started = time.perf_counter()
+        ls.ingest(store, parts)
+        ingest_s = time.perf_counter() - started
+        if queries is None:
+            queries = sample_queries(store, "image", 30, seed=3)
+            truth = exact_top_k(store, "image", queries, 10)
+        (disk,) = store.query(
+            "SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE database = {db:String} "
+            "AND table = {t:String} AND active",
+            {"db": store.database, "t": TABLE},
+        ).to_pylist()
+        exact = median_ms(lambda q: ls.search(store, q, k=10, exact=True), queries[:10])
+        read = median_ms(
+            lambda ids: store.query(
+                f"SELECT url, caption, NSFW, similarity FROM {store.table(TABLE)} WHERE id IN {{ids:Array(Int64)}}",
+                {"ids": ids},
+            ),
+            hits,
+        )
+        build = ann = rec = "-"
+        if not args.no_index:
+            started = time.perf_counter()
+            ls.create_index(store, "image")
+            build = f"{time.perf_counter() - started:.1f}"
+            found = [ls.search(store, q, k=10, ef=64).column("id").to_numpy() for q in queries]
+            rec = f"{np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(found, truth)]):.3f}"
+            ann = f"{median_ms(lambda q: ls.search(store, q, k=10, ef=64), queries):.1f}"
+        print(f"| {name} (`{settings}`) | {ingest_s:.1f} | {disk['b'] / 1e6:,.0f} | {exact:.0f} | {read:.1f} "
+              f"| {build} | {ann} | {rec} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
