@@ -84,7 +84,9 @@ def main() -> None:
     parser.add_argument("--efs", default="64,128,256")
     parser.add_argument("--workdir", default="bench-data")
     parser.add_argument(
-        "--skip", default="", help="comma-separated systems to skip: laionsearch (its index and ANN queries; exact search still runs),usearch,hnswlib,faiss",
+        "--skip", default="",
+        help="comma-separated systems to skip: laionsearch (its index and ANN queries; exact search still runs), "
+        "usearch, hnswlib, faiss",
     )
     parser.add_argument(
         "--reuse-store", action="store_true",
@@ -92,7 +94,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     efs = [int(e) for e in args.efs.split(",")]
-    skip = set(args.skip.split(",")) - {""}
+    skip = {name.strip() for name in args.skip.split(",")} - {""}
     work = Path(args.workdir).resolve()
     parts = work / f"ann-{args.rows}"
     if not (parts / "metadata" / "metadata_0.parquet").exists():

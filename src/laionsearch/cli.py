@@ -311,8 +311,9 @@ def index_create(
 ) -> None:
     """Build the guide's HNSW index (cosine distance) on the stored rows; searches then use it.
 
-    Building takes about 50 minutes per million rows and column on 2 cores with the
-    default (the guide's) parameters; --m 32 --ef-construction 128 is faster.
+    Building takes 18 to 50 minutes per million rows and column on 2 cores (by
+    processor) with the default (the guide's) parameters; --m 32 --ef-construction 128
+    is faster.
 
     Example: laionsearch --db ./store index create --column both --m 32 --ef-construction 128
     """
