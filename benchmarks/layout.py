@@ -4,6 +4,7 @@ Run by hand (not part of `make test`):
 
     .venv/bin/python benchmarks/layout.py --rows 1000000 --no-index   # ingest, disk, exact search, 10-row read
     .venv/bin/python benchmarks/layout.py --rows 100000               # plus HNSW build and ANN search
+    .venv/bin/python benchmarks/layout.py --rows 1000000 --layouts "before,granule 256 + 16 KiB blocks"
 
 An ANN query finds its ten hits in the HNSW graph, then reads url, caption, NSFW and
 similarity for them: the engine decompresses every granule (and compression block) a
@@ -66,7 +67,7 @@ def main() -> None:
     ls.ingest(warmup, parts)
     warmup.execute("DROP DATABASE warmup SYNC")  # and its background merges with it
     rng = np.random.default_rng(5)
-    hits = [rng.choice(args.rows, 10, replace=False).tolist() for _ in range(30)]
+    hits = [rng.choice(args.rows, 10, replace=False).tolist() for _ in range(30)]  # ids: part 0's id is its row
     queries = truth = None
     print(f"{args.rows:,} rows; medians in ms\n")
     print("| layout (SETTINGS) | ingest (s) | merge (s) | on disk (MB) | exact p50 | 10 hits' metadata p50 "
@@ -107,8 +108,8 @@ def main() -> None:
             found = [ls.search(store, q, k=10, ef=64).column("id").to_numpy() for q in queries]
             rec = f"{np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(found, truth)]):.3f}"
             ann = f"{median_ms(lambda q: ls.search(store, q, k=10, ef=64), queries):.1f}"
-        print(f"| {name} (`{settings}`) | {ingest_s:.1f} | {merge_s:.1f} | {disk['b'] / 1e6:,.0f} | {exact:.0f} | {read:.1f} "
-              f"| {build} | {ann} | {rec} |", flush=True)
+        print(f"| {name} (`{settings}`) | {ingest_s:.1f} | {merge_s:.1f} | {disk['b'] / 1e6:,.0f} | {exact:.0f} "
+              f"| {read:.1f} | {build} | {ann} | {rec} |", flush=True)
 
 
 if __name__ == "__main__":
