@@ -28,6 +28,8 @@ import numpy as np
 import laionsearch as ls
 from laionsearch.evaluate import exact_top_k, sample_queries
 
+from bench_common import recall, synthetic_part
+
 M, EF_CONSTRUCTION = 64, 256
 
 
@@ -39,10 +41,6 @@ def timed(fn, queries):
         ids.append(np.asarray(fn(q)))
         times.append((time.perf_counter() - started) * 1000)
     return ids, np.array(times)
-
-
-def recall(found, truth, k):
-    return float(np.mean([len(np.intersect1d(f[:k], t)) / k for f, t in zip(found, truth)]))
 
 
 def report(rows, name, build, ef, found, times, truth, k):
@@ -96,9 +94,7 @@ def main() -> None:
     efs = [int(e) for e in args.efs.split(",")]
     skip = {name.strip() for name in args.skip.split(",")} - {""}
     work = Path(args.workdir).resolve()
-    parts = work / f"ann-{args.rows}"
-    if not (parts / "metadata" / "metadata_0.parquet").exists():
-        ls.synth_parts(parts, [0], ls.SynthSpec(rows=args.rows, seed=1))
+    parts = synthetic_part(work, args.rows)
     vectors = np.load(parts / "img_emb" / "img_emb_0.npy").astype(np.float32)
     store_dir = work / f"ann-store-{args.rows}"
     reuse = args.reuse_store and store_dir.exists()

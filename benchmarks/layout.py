@@ -27,6 +27,8 @@ import laionsearch as ls
 from laionsearch.evaluate import exact_top_k, sample_queries
 from laionsearch.schema import TABLE, TABLE_SETTINGS, create_table_sql
 
+from bench_common import median_ms, recall, synthetic_part
+
 LAYOUTS = {
     "before": "index_granularity = 8192",
     "granule 1024": "index_granularity = 1024",
@@ -37,16 +39,6 @@ LAYOUTS = {
 assert TABLE_SETTINGS in LAYOUTS.values(), "the default layout is one of those measured"
 
 
-def median_ms(fn, args) -> float:
-    fn(args[0])
-    times = []
-    for a in args:
-        started = time.perf_counter()
-        fn(a)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -55,9 +47,7 @@ def main() -> None:
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated names from LAYOUTS")
     args = parser.parse_args()
     work = Path(args.workdir).resolve()
-    parts = work / f"ann-{args.rows}"
-    if not (parts / "metadata" / "metadata_0.parquet").exists():
-        ls.synth_parts(parts, [0], ls.SynthSpec(rows=args.rows, seed=1))
+    parts = synthetic_part(work, args.rows)
     shutil.rmtree(work / "layout-store", ignore_errors=True)
     chosen = args.layouts.split(",")
     if unknown := set(chosen) - set(LAYOUTS):
@@ -106,7 +96,7 @@ def main() -> None:
             ls.create_index(store, "image")
             build = f"{time.perf_counter() - started:.1f}"
             found = [ls.search(store, q, k=10, ef=64).column("id").to_numpy() for q in queries]
-            rec = f"{np.mean([len(np.intersect1d(f, t)) / 10 for f, t in zip(found, truth)]):.3f}"
+            rec = f"{recall(found, truth, 10):.3f}"
             ann = f"{median_ms(lambda q: ls.search(store, q, k=10, ef=64), queries):.1f}"
         print(f"| {name} (`{settings}`) | {ingest_s:.1f} | {merge_s:.1f} | {disk['b'] / 1e6:,.0f} | {exact:.0f} "
               f"| {read:.1f} | {build} | {ann} | {rec} |", flush=True)

@@ -24,15 +24,7 @@ import laionsearch as ls
 from laionsearch.evaluate import sample_queries
 from laionsearch.schema import STORAGES, TABLE
 
-
-def median_ms(fn, queries) -> float:
-    fn(queries[0])
-    times = []
-    for q in queries:
-        started = time.perf_counter()
-        fn(q)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
+from bench_common import median_ms, synthetic_part
 
 
 def main() -> None:
@@ -42,9 +34,7 @@ def main() -> None:
     parser.add_argument("--no-index", action="store_true", help="skip the HNSW build")
     args = parser.parse_args()
     work = Path(args.workdir).resolve()
-    parts = work / f"ann-{args.rows}"
-    if not (parts / "metadata" / "metadata_0.parquet").exists():
-        ls.synth_parts(parts, [0], ls.SynthSpec(rows=args.rows, seed=1))
+    parts = synthetic_part(work, args.rows)
     shutil.rmtree(work / "storage-store", ignore_errors=True)
     vectors = np.load(parts / "img_emb" / "img_emb_0.npy").astype(np.float32)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
