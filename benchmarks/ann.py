@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import laionsearch as ls
-from laionsearch.evaluate import exact_top_k, sample_queries
+from laionsearch.ops.evaluate import exact_top_k, sample_queries
 
 from bench_common import recall, synthetic_part
 

@@ -33,8 +33,8 @@ def main() -> None:
     from PIL import Image
 
     import laionsearch as ls
-    from laionsearch.encoders import ClipEncoder
-    from laionsearch.randomclip import save_random_clip
+    from laionsearch.clip.encoders import ClipEncoder
+    from laionsearch.clip.randomclip import save_random_clip
 
     work = Path(tempfile.mkdtemp(prefix="clip-bench-"))
     save_random_clip(work / "vit-b-32", size="vit-b-32")

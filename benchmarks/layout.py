@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import laionsearch as ls
-from laionsearch.evaluate import exact_top_k, sample_queries
+from laionsearch.ops.evaluate import exact_top_k, sample_queries
 from laionsearch.schema import TABLE, TABLE_SETTINGS, create_table_sql
 
 from bench_common import median_ms, recall, synthetic_part

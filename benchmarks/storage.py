@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import laionsearch as ls
-from laionsearch.evaluate import sample_queries
+from laionsearch.ops.evaluate import sample_queries
 from laionsearch.schema import STORAGES, TABLE
 
 from bench_common import median_ms, synthetic_part

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from laionsearch import Store, SynthSpec, synth_parts
-from laionsearch.download import sha256_of
-from laionsearch.sources import Expected
+from laionsearch.ops.download import sha256_of
+from laionsearch.release.datasets import Expected
 
 from .fault_server import FaultServer
 
@@ -96,7 +96,7 @@ def write_manifest(manifest: dict, path: Path) -> Path:
 def tiny_clip(tmp_path_factory) -> str:
     """A randomly initialised 2-layer CLIP (512-d outputs) saved like a real one; skipped without the [clip] extra."""
     pytest.importorskip("transformers", reason="the [clip] extra (transformers, torch, pillow) is not installed")
-    from laionsearch.randomclip import save_random_clip
+    from laionsearch.clip.randomclip import save_random_clip
 
     return str(save_random_clip(tmp_path_factory.mktemp("tinyclip")))
 

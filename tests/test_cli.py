@@ -119,7 +119,8 @@ def test_store_in_use_by_another_process_is_one_clear_line(cli_store):
         holder.communicate("", timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        f"error: store {cli_store / 'db'} is in use by another process; one process at a time can open it"
+        f"error: store {cli_store / 'db'} is in use by another process; one process at a time can open it "
+        "(to share a store between processes, load it into a ClickHouse server and use --db http://HOST:8123)"
     ]
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from laionsearch.download import RetryPolicy, download, part_jobs, sha256_of
-from laionsearch.sources import DATASETS, Expected, builtin_manifest, dataset
+from laionsearch.ops.download import RetryPolicy, download, part_jobs, sha256_of
+from laionsearch.release.datasets import DATASETS, Expected, builtin_manifest, dataset
 
 from .conftest import run_cli, write_manifest
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from laionsearch import EncoderError
-from laionsearch.encoders import get_encoder
+from laionsearch.clip.encoders import get_encoder
 
 
 def test_text_vectors_are_normalised_deterministic_and_distinct(tiny_clip):

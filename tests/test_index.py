@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from laionsearch import ArgumentError, IndexingError, Store, SynthSpec, ingest, row_id, search, synth_parts
-from laionsearch.evaluate import evaluate, exact_top_k, sample_queries
-from laionsearch.index import create_index, drop_index, index_status
-from laionsearch.search import plan_filtered, plan_of
+from laionsearch.ops.evaluate import evaluate, exact_top_k, sample_queries
+from laionsearch.ops.index import create_index, drop_index, index_status
+from laionsearch.ops.search import plan_filtered, plan_of
 
 ROWS = 20_000
 

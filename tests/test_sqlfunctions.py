@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from laionsearch import ingest, sqlfunctions
-from laionsearch.encoders import get_encoder
-from laionsearch.index import create_index
-from laionsearch.sqlfunctions import _unquote, rewrite
+from laionsearch import ingest
+from laionsearch.clip.encoders import get_encoder
+from laionsearch.ops.index import create_index
+from laionsearch.clip.sqlfunctions import _unquote, rewrite
 
 GUIDE_TEXT = ("SELECT url FROM {t} ORDER BY cosineDistance(image_embedding, encode_text('a dog and a cat')) ASC "
               "LIMIT 10")
@@ -15,11 +15,10 @@ GUIDE_IMAGE = "SELECT url FROM {t} ORDER BY cosineDistance(image_embedding, enco
 
 @pytest.fixture
 def clip_store(store, parts_dir, tiny_clip):
-    sqlfunctions.use_model(tiny_clip)
+    store.model = tiny_clip
     ingest(store, parts_dir, [0])
     create_index(store, "image", m=8, ef_construction=32)
-    yield store
-    sqlfunctions.use_model(None)
+    return store
 
 
 def test_encode_text_in_sql_equals_the_encoder(clip_store, tiny_clip):
@@ -49,11 +48,8 @@ def test_per_row_calls_still_work(clip_store, tiny_clip):
 
 
 def test_rewrite_replaces_literals_with_parameters(tiny_clip):
-    sqlfunctions.use_model(tiny_clip)
-    try:
-        sql, params = rewrite("SELECT encode_text('it''s'), encode_text('it\\'s'), encode_text(caption) FROM t", {"k": 1})
-    finally:
-        sqlfunctions.use_model(None)
+    sql, params = rewrite("SELECT encode_text('it''s'), encode_text('it\\'s'), encode_text(caption) FROM t", {"k": 1},
+                          lambda: get_encoder(tiny_clip))
     assert sql == ("SELECT {_laionsearch_text_0:Array(Float32)}, {_laionsearch_text_0:Array(Float32)}, "
                    "encode_text(caption) FROM t")
     assert set(params) == {"k", "_laionsearch_text_0"} and len(params["_laionsearch_text_0"]) == 512

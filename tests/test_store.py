@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from laionsearch import QueryError, Store, StoreError
-from laionsearch.store import to_param
+from laionsearch.engine.params import to_param
 
 
 @settings(max_examples=60, deadline=None)

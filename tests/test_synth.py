@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from laionsearch import SynthSpec, synth_parts
-from laionsearch.synth import AWKWARD_CAPTIONS, METADATA_SCHEMA
+from laionsearch.release.synth import AWKWARD_CAPTIONS, METADATA_SCHEMA
 
 RELEASED_COLUMNS = [
     "image_path", "caption", "NSFW", "similarity", "LICENSE", "url", "key", "shard_id", "status",

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from laionsearch.encoders import get_encoder
-from laionsearch.udfserver import export_udfs
+from laionsearch.clip.encoders import get_encoder
+from laionsearch.clip.udfserver import export_udfs
 
 from .conftest import run_cli
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from laionsearch import Store, ingest, row_id
-from laionsearch.index import create_index
-from laionsearch.web import MAX_UPLOAD_BYTES, create_app
+from laionsearch.ops.index import create_index
+from laionsearch.web.app import MAX_UPLOAD_BYTES, create_app
 
 from .conftest import SMALL_ROWS
 

@@ -19,15 +19,15 @@ from .errors import (
     QueryError,
     StoreError,
 )
-from .evaluate import evaluate
-from .index import create_index, drop_index, index_status
-from .ingest import IngestReport, ingest
-from .layouts import check_part, find_parts
+from .ops.evaluate import evaluate
+from .ops.index import create_index, drop_index, index_status
+from .ops.ingest import IngestReport, ingest
+from .release.layouts import check_part, find_parts
 from .partspec import parse_parts
 from .schema import row_id, stored_dim, stored_parts
-from .search import load_vector, plan_of, search, search_image, search_like, search_text, vector_of
+from .ops.search import load_vector, plan_of, search, search_image, search_like, search_text, vector_of
 from .store import Store
-from .synth import SynthSpec, synth_parts
+from .release.synth import SynthSpec, synth_parts
 
 __version__ = "0.1.0"
 

@@ -27,9 +27,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .download import DownloadProgress, FileResult
-from .formatting import to_csv, to_json, to_rich_table
-from .progress import Progress
+from ..ops.download import DownloadProgress, FileResult
+from ..formatting import to_csv, to_json, to_rich_table
+from ..progress import Progress
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)

@@ -19,12 +19,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from .errors import ArgumentError, EncoderError, IndexingError, LaionsearchError, QueryError, StoreError
-from .formatting import rows_of
-from .index import index_status
-from .schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts
-from .search import plan_of, search, search_image, search_like, search_text
-from .store import Store
+from ..errors import ArgumentError, EncoderError, IndexingError, LaionsearchError, QueryError, StoreError
+from ..formatting import rows_of
+from ..ops.index import index_status
+from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts
+from ..ops.search import plan_of, search, search_image, search_like, search_text
+from ..store import Store
 
 INDEX_NAME = "laion"  # the name clip-retrieval clients pass as indice_name
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -80,10 +80,12 @@ class MetadataRequest(BaseModel):
 
 
 def create_app(store: Store, model: str | None = None) -> FastAPI:
-    """The FastAPI application serving ``store`` (queries only; it never writes)."""
-    from . import sqlfunctions
+    """The FastAPI application serving ``store`` (queries only; it never writes).
 
-    sqlfunctions.use_model(model)
+    ``model`` overrides the store's CLIP model. Handlers are plain functions, run
+    in the server's thread pool, so concurrent requests use the store's
+    connections in parallel without blocking the event loop."""
+    model = model or store.model
     app = FastAPI(title="laionsearch", description="Search LAION by text, image, vector or row.", version="0.1.0")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ArgumentError, IndexingError
+from ..errors import ArgumentError, IndexingError
 from .index import indexed_columns
-from .progress import Progress
-from .schema import TABLE, as_float32, row_id, stored_dim, stored_parts
+from ..progress import Progress
+from ..schema import TABLE, as_float32, row_id, stored_dim, stored_parts
 from .search import embedding_column, search
-from .store import Store
+from ..store import Store
 
 DEFAULT_EFS = (32, 64, 128, 256, 512)
 

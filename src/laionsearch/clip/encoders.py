@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EncoderError, first_line
+from ..errors import EncoderError, first_line
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 BATCH = 32

@@ -8,13 +8,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from .ingest import IngestReport, ingest
-from .errors import PartError
-from .layouts import check_part, find_parts
-from .progress import Progress
-from .schema import row_id
+from ..errors import PartError
+from ..release.layouts import check_part, find_parts
+from ..progress import Progress
+from ..schema import row_id
 from .search import search_like
-from .store import Store
-from .synth import SynthSpec, synth_parts
+from ..store import Store
+from ..release.synth import SynthSpec, synth_parts
 
 DEMO_PARTS = (0, 1)
 DEMO_ROWS = 50_000

@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .encoders import BATCH, get_encoder, load_image
-from .errors import ArgumentError, EncoderError
-from .progress import Progress
+from ..clip.encoders import BATCH, get_encoder, load_image
+from ..errors import ArgumentError, EncoderError
+from ..progress import Progress
 from .synth import METADATA_SCHEMA
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

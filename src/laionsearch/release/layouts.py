@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import PartError, first_line
+from ..errors import PartError, first_line
 
 #: Metadata columns laionsearch loads; every other column is ignored.
 REQUIRED_COLUMNS = ("url", "caption", "NSFW", "similarity")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .errors import ArgumentError, DownloadError, LaionsearchError
+from ..errors import ArgumentError, DownloadError, LaionsearchError
 
 app = typer.Typer(
-    help="Search the LAION image-text collection by vector on embedded ClickHouse (chDB).",
+    help="Search the LAION image-text collection by vector, text or image on ClickHouse: embedded (chDB) or a server.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -23,21 +24,21 @@ FORMAT_HELP = "Output format: table (default on a terminal), json (default when 
 MODEL_HELP = "CLIP model id or saved folder. Default: $LAIONSEARCH_MODEL, else openai/clip-vit-base-patch32."
 
 
-class _State:
+@dataclass
+class CliState:
+    """What the global options chose; carried in typer's context to every command."""
+
     db: Optional[str] = None
 
 
-_state = _State()
+def _store(ctx: typer.Context, model: Optional[str] = None):
+    from ..store import Store
 
-
-def _store():
-    from .store import Store
-
-    return Store(_state.db)
+    return Store(ctx.obj.db, model=model)
 
 
 def _check_format(fmt: Optional[str]) -> Optional[str]:
-    from .formatting import FORMATS
+    from ..formatting import FORMATS
 
     if fmt is not None and fmt not in FORMATS:
         raise ArgumentError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -46,14 +47,18 @@ def _check_format(fmt: Optional[str]) -> Optional[str]:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     db: Optional[str] = typer.Option(
         None,
         "--db",
         envvar="LAIONSEARCH_DB",
-        help="Store directory (embedded ClickHouse data path). Default: $LAIONSEARCH_DB, else ./laionsearch-data.",
+        metavar="PATH|URL",
+        help="The store: a directory (embedded ClickHouse, one process at a time) or a ClickHouse server URL "
+        "http(s)://[user[:password]@]host[:port][/database] (user and password also from $CLICKHOUSE_USER, "
+        "$CLICKHOUSE_PASSWORD). Default: $LAIONSEARCH_DB, else ./laionsearch-data.",
     ),
 ) -> None:
-    _state.db = db
+    ctx.obj = CliState(db=db)
 
 
 @app.command()
@@ -69,8 +74,8 @@ def synth(
     Example: laionsearch synth ./parts --parts 0-2 --rows 50000
     """
     from .console import RichProgress, live_bars, say
-    from .partspec import parse_parts
-    from .synth import SynthSpec, synth_parts
+    from ..partspec import parse_parts
+    from ..release.synth import SynthSpec, synth_parts
 
     numbers = parse_parts(parts)
     with live_bars() as bars:
@@ -80,6 +85,7 @@ def synth(
 
 @app.command()
 def ingest(
+    ctx: typer.Context,
     folder: Path = typer.Argument(..., help="Folder with LAION parts (released sub-folders or all files side by side)."),
     parts: Optional[str] = typer.Option(None, "--parts", help="Only these parts, e.g. 0-9 or 3,7,100-120. Default: all."),
     force: bool = typer.Option(False, "--force", help="Load parts again even if they are already stored."),
@@ -99,11 +105,11 @@ def ingest(
     Example: laionsearch --db ./store ingest ./parts --parts 0-9
     """
     from .console import RichProgress, live_bars, stdout
-    from .ingest import ingest as ingest_parts
-    from .partspec import parse_parts
+    from ..ops.ingest import ingest as ingest_parts
+    from ..partspec import parse_parts
 
     numbers = parse_parts(parts) if parts else None
-    store = _store()
+    store = _store(ctx)
     with live_bars() as bars:
         report = ingest_parts(
             store, folder, numbers, force=force, batch_rows=batch_rows, storage=storage, progress=RichProgress(bars)
@@ -113,6 +119,7 @@ def ingest(
 
 @app.command()
 def search(
+    ctx: typer.Context,
     vector_file: Optional[Path] = typer.Option(None, "--vector-file", help="Query vector: JSON list or .npy file."),
     like_id: Optional[int] = typer.Option(None, "--like-id", help="Use the stored vector of the row with this id."),
     text: Optional[str] = typer.Option(None, "--text", help="Query text, encoded by CLIP (needs the [clip] extra)."),
@@ -139,9 +146,9 @@ def search(
     Example: laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
     """
     from .console import print_rows, stderr
-    from .search import load_vector, plan_of
-    from .search import search as search_vector
-    from .search import search_image, search_like, search_text
+    from ..ops.search import load_vector, plan_of
+    from ..ops.search import search as search_vector
+    from ..ops.search import search_image, search_like, search_text
 
     _check_format(fmt)
     if sum(q is not None for q in (vector_file, like_id, text, image)) != 1:
@@ -154,13 +161,13 @@ def search(
         exact=exact,
         ef=ef,
     )
-    store = _store()
+    store = _store(ctx, model)
     if like_id is not None:
         result = search_like(store, like_id, **options)
     elif text is not None:
-        result = search_text(store, text, model=model, **options)
+        result = search_text(store, text, **options)
     elif image is not None:
-        result = search_image(store, image, model=model, **options)
+        result = search_image(store, image, **options)
     else:
         result = search_vector(store, load_vector(vector_file), **options)
     if explain:
@@ -191,8 +198,8 @@ NoChecksumsOption = Annotated[
 
 
 def _download_options(dataset: str, base_url: Optional[str], manifest: Optional[Path], no_checksums: bool):
-    from .sources import dataset as find_dataset
-    from .sources import parse_manifest
+    from ..release.datasets import dataset as find_dataset
+    from ..release.datasets import parse_manifest
 
     if manifest is not None and no_checksums:
         raise ArgumentError("--manifest and --no-checksums exclude each other")
@@ -208,7 +215,7 @@ def _download_options(dataset: str, base_url: Optional[str], manifest: Optional[
 
 
 def _checked_kinds(kinds: str) -> list[str]:
-    from .sources import KINDS
+    from ..release.datasets import KINDS
 
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in KINDS]
@@ -239,10 +246,10 @@ def download(
     Example: laionsearch download --parts 0-9 --dest ./laion400m --jobs 6
     """
     from .console import RichDownloadProgress, live_bars, stdout
-    from .download import RetryPolicy
-    from .download import download as fetch_files
-    from .download import part_jobs
-    from .partspec import parse_parts
+    from ..ops.download import RetryPolicy
+    from ..ops.download import download as fetch_files
+    from ..ops.download import part_jobs
+    from ..partspec import parse_parts
 
     source, base, table = _download_options(dataset, base_url, manifest, no_checksums)
     plan = part_jobs(
@@ -258,6 +265,7 @@ def download(
 
 @app.command()
 def get(
+    ctx: typer.Context,
     parts: PartsOption,
     dest: DestOption = Path("laion-parts"),
     keep_raw: bool = typer.Option(False, "--keep-raw", help="Keep each part's raw files after it is ingested."),
@@ -277,13 +285,13 @@ def get(
     Example: laionsearch --db ./store get --parts 0-9 --dest ./laion400m
     """
     from .console import RichDownloadProgress, RichProgress, live_bars, stdout
-    from .download import RetryPolicy
-    from .partspec import parse_parts
-    from .pipeline import get as get_parts
+    from ..ops.download import RetryPolicy
+    from ..partspec import parse_parts
+    from ..ops.get import get as get_parts
 
     source, base, table = _download_options(dataset, base_url, manifest, no_checksums)
     numbers = parse_parts(parts)
-    store = _store()
+    store = _store(ctx)
     with live_bars(not no_progress) as bars:
         report = get_parts(
             store, source, numbers, dest, base_url=base, manifest=table, verify=not no_checksums, keep_raw=keep_raw,
@@ -304,6 +312,7 @@ COLUMN_CHOICE_HELP = "Embeddings to index: image, text or both."
 
 @index_app.command("create")
 def index_create(
+    ctx: typer.Context,
     column: str = typer.Option("image", "--column", help=COLUMN_CHOICE_HELP),
     quantization: str = typer.Option("bf16", "--quantization", help="f64, f32, f16, bf16, i8 or b1."),
     m: int = typer.Option(64, "--m", help="HNSW connections per node (the guide's 64)."),
@@ -318,9 +327,9 @@ def index_create(
     Example: laionsearch --db ./store index create --column both --m 32 --ef-construction 128
     """
     from .console import RichProgress, live_bars, stdout
-    from .index import columns_for, create_index, index_name
+    from ..ops.index import columns_for, create_index, index_name
 
-    store = _store()
+    store = _store(ctx)
     with live_bars() as bars:
         for col in columns_for(column):
             seconds = create_index(
@@ -331,7 +340,8 @@ def index_create(
 
 
 @index_app.command("status")
-def index_status(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
+def index_status(
+    ctx: typer.Context, fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
     """Show each vector index: definition, parts indexed of total, size on disk and in memory.
 
     Example: laionsearch --db ./store index status
@@ -341,25 +351,26 @@ def index_status(fmt: Optional[str] = typer.Option(None, "--format", metavar="FO
     import pyarrow as pa
 
     from .console import print_rows, stderr
-    from .index import index_status as status_of
+    from ..ops.index import index_status as status_of
 
     _check_format(fmt)
-    rows = [dataclasses.asdict(s) for s in status_of(_store())]
+    rows = [dataclasses.asdict(s) for s in status_of(_store(ctx))]
     if not rows:
         stderr.print("no vector indexes (create one with `laionsearch index create`)")
     print_rows(pa.Table.from_pylist(rows), fmt)
 
 
 @index_app.command("drop")
-def index_drop(column: str = typer.Option("image", "--column", help="Index to drop: image, text or both.")) -> None:
+def index_drop(
+    ctx: typer.Context, column: str = typer.Option("image", "--column", help="Index to drop: image, text or both.")) -> None:
     """Drop a vector index (searches on that column become exact).
 
     Example: laionsearch --db ./store index drop --column text
     """
     from .console import stdout
-    from .index import columns_for, drop_index, index_name
+    from ..ops.index import columns_for, drop_index, index_name
 
-    store = _store()
+    store = _store(ctx)
     for col in columns_for(column):
         drop_index(store, col)
         stdout.print(f"dropped {index_name(col)}", highlight=False)
@@ -367,6 +378,7 @@ def index_drop(column: str = typer.Option("image", "--column", help="Index to dr
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     column: str = typer.Option("image", "--column", help="Indexed embeddings to evaluate: image or text."),
     queries: int = typer.Option(200, "--queries", help="Number of query vectors."),
     k: int = typer.Option(10, "-k", "--k", help="Neighbours per query (recall@k)."),
@@ -387,14 +399,14 @@ def evaluate(
     import pyarrow as pa
 
     from .console import RichProgress, live_bars, print_rows
-    from .evaluate import evaluate as run_eval
+    from ..ops.evaluate import evaluate as run_eval
 
     _check_format(fmt)
     try:
         efs = [int(v) for v in ef.split(",") if v.strip()]
     except ValueError:
         raise ArgumentError(f"--ef takes comma-separated whole numbers, got {ef!r}") from None
-    store = _store()
+    store = _store(ctx)
     with live_bars() as bars:
         rows = run_eval(
             store, column=column, queries=queries, k=k, efs=efs, queries_file=queries_file, seed=seed,
@@ -406,6 +418,7 @@ def evaluate(
 
 @app.command()
 def sql(
+    ctx: typer.Context,
     statement: str = typer.Argument(..., metavar="SQL", help="One SQL statement; the table is `laion`."),
     param: list[str] = typer.Option(
         [], "--param", metavar="NAME=VALUE", help="Query parameter name=value; value @FILE reads a JSON or .npy file (repeatable)."
@@ -422,12 +435,10 @@ def sql(
       --param target=@vector.json
     """
     from .console import print_rows
-    from .sqlfunctions import use_model
 
     _check_format(fmt)
-    use_model(model)
     params = dict(_parse_param(p) for p in param)
-    print_rows(_store().query(statement, params), fmt)
+    print_rows(_store(ctx, model).query(statement, params), fmt)
 
 
 def _parse_param(text: str):
@@ -438,7 +449,7 @@ def _parse_param(text: str):
         return name, value
     path = Path(value[1:])
     if path.suffix == ".npy":
-        from .search import load_vector
+        from ..ops.search import load_vector
 
         return name, load_vector(path)
     try:
@@ -459,7 +470,7 @@ def encode(
 
     Example: laionsearch encode --text "a dog and a cat" > query.json
     """
-    from .encoders import get_encoder
+    from ..clip.encoders import get_encoder
 
     if (text is None) == (image is None):
         raise ArgumentError("give exactly one of --text T or --image PATH")
@@ -482,7 +493,7 @@ def udf_export(
 
     Example: laionsearch udf export ./clickhouse-udfs
     """
-    from .udfserver import export_udfs
+    from ..clip.udfserver import export_udfs
 
     for path in export_udfs(folder, model=model, pool_size=pool_size):
         print(path)
@@ -501,7 +512,7 @@ def embed(
     Example: laionsearch embed ./photos ./my-parts --captions captions.tsv && laionsearch ingest ./my-parts
     """
     from .console import RichProgress, live_bars, say
-    from .embed import embed_images, read_captions
+    from ..release.embed import embed_images, read_captions
 
     table = read_captions(captions) if captions else None
     with live_bars() as bars:
@@ -513,6 +524,7 @@ def embed(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(1234, "--port", help="Port to listen on."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
@@ -522,9 +534,9 @@ def serve(
 
     Example: laionsearch --db ./store serve --port 1234   (then open http://127.0.0.1:1234/)
     """
-    from .web import create_app
+    from ..web.app import create_app
 
-    app_ = create_app(_store(), model)
+    app_ = create_app(_store(ctx, model))
     if get is not None:
         from fastapi.testclient import TestClient
 
@@ -539,7 +551,8 @@ def serve(
 
 
 @app.command()
-def info(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
+def info(
+    ctx: typer.Context, fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
     """Show the store: parts, rows and embedding dimension.
 
     Example: laionsearch --db ./store info
@@ -547,13 +560,13 @@ def info(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", h
     import pyarrow as pa
 
     from .console import print_rows, stderr
-    from .schema import stored_dim, stored_parts, stored_storage
+    from ..schema import stored_dim, stored_parts, stored_storage
 
     _check_format(fmt)
-    store = _store()
+    store = _store(ctx)
     parts = stored_parts(store)
     stderr.print(
-        f"store {store.path}: {len(parts)} part(s), {sum(parts.values()):,} rows, dim {stored_dim(store) or '-'}, "
+        f"store {store.location}: {len(parts)} part(s), {sum(parts.values()):,} rows, dim {stored_dim(store) or '-'}, "
         f"embeddings {stored_storage(store) or '-'}",
         highlight=False,
     )
@@ -562,6 +575,7 @@ def info(fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", h
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     folder: Path = typer.Option(Path("laionsearch-demo"), "--dest", help="Where to write the synthetic parts."),
     rows: int = typer.Option(50_000, "--rows", help="Rows per synthetic part."),
 ) -> None:
@@ -570,9 +584,9 @@ def demo(
     Example: laionsearch --db ./demo-store demo --rows 50000
     """
     from .console import RichProgress, live_bars, print_rows, stdout
-    from .demo import run_demo
+    from ..ops.demo import run_demo
 
-    store = _store()
+    store = _store(ctx)
     with live_bars() as bars:
         result = run_demo(store, folder, rows=rows, progress=RichProgress(bars))
     stdout.print(result.ingest.summary(), highlight=False)
@@ -581,9 +595,9 @@ def demo(
     stdout.print("\n[bold]The same, keeping only NSFW = UNLIKELY:[/bold]")
     print_rows(result.nearest_safe, "table")
     stdout.print(
-        f"\nParts are in {result.parts_folder}, the store in {store.path}. Try:\n"
-        f"  laionsearch --db {store.path} search --like-id {result.query_id} --column text -k 5\n"
-        f"  laionsearch --db {store.path} sql \"SELECT NSFW, count() FROM laion GROUP BY NSFW\"",
+        f"\nParts are in {result.parts_folder}, the store in {store.location}. Try:\n"
+        f"  laionsearch --db {store.target} search --like-id {result.query_id} --column text -k 5\n"
+        f"  laionsearch --db {store.target} sql \"SELECT NSFW, count() FROM laion GROUP BY NSFW\"",
         highlight=False,
         markup=False,
     )

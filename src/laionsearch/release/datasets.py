@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 KINDS = ("img", "text", "metadata")
 
@@ -85,7 +85,7 @@ Manifest = dict[str, Expected]
 @lru_cache(maxsize=None)
 def builtin_manifest(name: str) -> Manifest:
     """Sizes and SHA-256 shipped with the package for dataset file ``name``."""
-    text = resources.files("laionsearch").joinpath("data", name).read_text()
+    text = resources.files("laionsearch.release").joinpath("data", name).read_text()
     return parse_manifest(text)
 
 

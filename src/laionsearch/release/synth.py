@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ArgumentError
-from .progress import Progress
+from ..errors import ArgumentError
+from ..progress import Progress
 
 METADATA_SCHEMA = pa.schema(
     [

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from .errors import ArgumentError
-from .sources import KINDS, Dataset, Expected, Manifest, builtin_manifest
+from ..errors import ArgumentError
+from ..release.datasets import KINDS, Dataset, Expected, Manifest, builtin_manifest
 
 CHUNK = 1 << 20
 PARTIAL = ".partial"

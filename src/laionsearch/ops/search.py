@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .errors import ArgumentError, QueryError, StoreError
-from .schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim
+from ..errors import ArgumentError, QueryError, StoreError
+from ..engine.params import vector_hex, vector_sql
+from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim
 from .index import indexed_columns
-from .store import Store
+from ..store import Store
 
 NSFW_VALUES = ("UNLIKELY", "UNSURE", "NSFW")
 MAX_K = 10_000
@@ -97,9 +98,9 @@ def search(
         raise ArgumentError(f"ef must be between 1 and {MAX_EF}, got {ef}")
     target = _check_vector(store, vector)
     condition, params = _filters(nsfw, min_similarity)
-    params.update(target=target, k=k)
+    params.update(target=vector_hex(target), k=k)
     sql = (
-        f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {{target:Array(Float32)}}) AS distance "
+        f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {vector_sql('target')}) AS distance "
         f"FROM {store.table(TABLE)} {'WHERE ' + condition if condition else ''} "
         "ORDER BY distance ASC LIMIT {k:UInt32}"
     )
@@ -176,19 +177,25 @@ def plan_of(result: pa.Table) -> str:
 
 
 def search_text(store: Store, text: str, *, model: str | None = None, column: str = "image", **options) -> pa.Table:
-    """Rows nearest to ``text`` encoded by CLIP (image embeddings by default; ``column="text"`` for captions)."""
-    from .encoders import get_encoder
+    """Rows nearest to ``text`` encoded by CLIP (image embeddings by default; ``column="text"`` for captions).
 
-    return search(store, get_encoder(model).encode_text(text), column=column, **options)
+    ``model`` overrides the store's CLIP model for this query."""
+    return search(store, _encoder(store, model).encode_text(text), column=column, **options)
 
 
 def search_image(
     store: Store, image: str | Path | bytes, *, model: str | None = None, column: str = "image", **options
 ) -> pa.Table:
     """Rows nearest to an image (path, http(s) URL or bytes) encoded by CLIP."""
-    from .encoders import get_encoder
+    return search(store, _encoder(store, model).encode_image(image), column=column, **options)
 
-    return search(store, get_encoder(model).encode_image(image), column=column, **options)
+
+def _encoder(store: Store, model: str | None):
+    if model is None:
+        return store.encoder()
+    from ..clip.encoders import get_encoder
+
+    return get_encoder(model)
 
 
 def search_like(store: Store, row_id: int, *, column: str = "image", **options) -> pa.Table:
@@ -230,5 +237,5 @@ def _require_table(store: Store) -> int:
     """The store's embedding dimension; fails clearly when nothing is ingested yet."""
     dim = stored_dim(store)
     if dim is None:
-        raise StoreError(f"store {store.path} holds no rows yet; run `laionsearch ingest DIR` first")
+        raise StoreError(f"store {store.location} holds no rows yet; run `laionsearch ingest DIR` first")
     return dim

@@ -37,7 +37,7 @@ def serve(kind: str, model: str | None = None, stdin: TextIO = sys.stdin, stdout
 
 SCRIPT = '''#!{python}
 # encode_{kind} for a ClickHouse server, written by `laionsearch udf export`.
-from laionsearch.udfserver import serve
+from laionsearch.clip.udfserver import serve
 
 serve("{kind}", model={model!r})
 '''

@@ -15,59 +15,44 @@ from __future__ import annotations
 
 import json
 import re
-import threading
+from collections.abc import Callable
+from typing import Any
 
 _KINDS = ("text", "image")
 _CALL = re.compile(r"\bencode_(text|image)\(\s*'((?:[^'\\]|\\.|'')*)'\s*\)", re.IGNORECASE)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "\\": "\\", "'": "'"}
-_registered = False
-_lock = threading.Lock()
-_model: str | None = None
 
 
-def use_model(model: str | None) -> None:
-    """The CLIP model the SQL functions use in this process (None: the default)."""
-    global _model
-    _model = model
-
-
-def _encode(kind: str, value: str) -> list[float]:
-    from .encoders import get_encoder
-
-    encoder = get_encoder(_model)
+def _encode(encoder, kind: str, value: str) -> list[float]:
     vector = encoder.encode_text(value) if kind == "text" else encoder.encode_image(value)
     return vector.tolist()
 
 
 def register(store) -> None:
-    """Make ``encode_text`` and ``encode_image`` available in ``store``'s SQL."""
-    global _registered
-    with _lock:
-        if not _registered:
-            import chdb
-            from chdb.sqltypes import STRING
+    """Make ``encode_text`` and ``encode_image`` available in ``store``'s SQL, with the store's model.
 
-            for kind in _KINDS:
-                chdb.drop_function(f"_laionsearch_encode_{kind}")
-                chdb.create_function(
-                    f"_laionsearch_encode_{kind}", _json_encoder(kind), arg_types=[STRING], return_type=STRING
-                )
-            _registered = True
+    Only engines that run Python functions (embedded chDB) get the per-row
+    functions; on a server, literal calls still work through ``rewrite``, and
+    ``udf export`` installs the functions on the server itself.
+    """
     for kind in _KINDS:
+        python_name = f"_laionsearch_encode_{kind}"
+        if not store.engine.register_function(python_name, _json_encoder(store, kind)):
+            return
         store.execute(
             f"CREATE FUNCTION IF NOT EXISTS encode_{kind} AS (x) -> "
-            f"JSONExtract(assumeNotNull(_laionsearch_encode_{kind}(x)), 'Array(Float32)')"
+            f"JSONExtract(assumeNotNull({python_name}(x)), 'Array(Float32)')"
         )
 
 
-def _json_encoder(kind: str):
+def _json_encoder(store, kind: str):
     def encode(value: str) -> str:
-        return json.dumps(_encode(kind, value))
+        return json.dumps(_encode(store.encoder(), kind, value))
 
     return encode
 
 
-def rewrite(sql: str, params: dict) -> tuple[str, dict]:
+def rewrite(sql: str, params: dict, encoder: Callable[[], Any]) -> tuple[str, dict]:
     """Replace ``encode_text('…')``/``encode_image('…')`` with parameters holding the vectors.
 
     Each distinct literal is encoded once. Calls on anything but a string
@@ -83,7 +68,7 @@ def rewrite(sql: str, params: dict) -> tuple[str, dict]:
         key = (kind, value)
         if key not in names:
             names[key] = f"_laionsearch_{kind}_{len(names)}"
-            params[names[key]] = _encode(kind, value)
+            params[names[key]] = _encode(encoder(), kind, value)
         return "{" + names[key] + ":Array(Float32)}"
 
     return _CALL.sub(substitute, sql), params

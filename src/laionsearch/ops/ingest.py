@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
+from ..errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
 from .index import build_indexes_on, index_definitions
-from .layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
-from .progress import Progress
-from .schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts
-from .store import Store
+from ..release.layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
+from ..progress import Progress
+from ..schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts
+from ..store import Store
 
 DEFAULT_BATCH_ROWS = 16384
 

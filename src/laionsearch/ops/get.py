@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .download import DownloadProgress, DownloadReport, RetryPolicy, download, part_jobs
-from .errors import LaionsearchError
+from ..errors import LaionsearchError
 from .ingest import IngestReport, ingest
-from .progress import Progress
-from .schema import stored_parts
-from .sources import Dataset, Manifest
-from .store import Store
+from ..progress import Progress
+from ..schema import stored_parts
+from ..release.datasets import Dataset, Manifest
+from ..store import Store
 
 
 @dataclass

@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
-from .errors import ArgumentError, IndexingError
-from .progress import Progress
-from .schema import EMBEDDING_COLUMNS, TABLE, data_parts, stored_dim
-from .store import Store
+from ..errors import ArgumentError, IndexingError
+from ..progress import Progress
+from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, stored_dim
+from ..store import Store
 
 QUANTIZATIONS = ("f64", "f32", "f16", "bf16", "i8", "b1")
 #: The guide's parameters.
@@ -70,7 +69,7 @@ def create_index(
         raise ArgumentError("--m must be at least 2 and --ef-construction at least 1")
     dim = stored_dim(store)
     if dim is None:
-        raise IndexingError(f"store {store.path} holds no rows yet; ingest parts before creating an index")
+        raise IndexingError(f"store {store.location} holds no rows yet; ingest parts before creating an index")
     name = index_name(column)
     if name in {s.name for s in index_status(store)}:
         raise IndexingError(f"index {name} exists already; `laionsearch index drop --column {column}` first")
@@ -144,25 +143,38 @@ def drop_index(store: Store, column: str = "image") -> None:
 
 
 def index_status(store: Store) -> list[IndexStatus]:
-    """The vector indexes of the ``laion`` table, with how many data parts each covers."""
+    """The vector indexes of the ``laion`` table, with how many data parts each covers.
+
+    Read from the engine's catalogue alone (so it works on a server): a data
+    part is indexed unless a running ``MATERIALIZE INDEX`` still lists it.
+    """
     if not store.has_table(TABLE):
         return []
     indexes = index_definitions(store)
-    parts = [p["path"] for p in data_parts(store)]
+    parts = [p["name"] for p in data_parts(store)]
     by_column = {v: k for k, v in EMBEDDING_COLUMNS.items()}
     return [
         IndexStatus(
             name=ix["name"],
             column=by_column.get(ix["expr"], ix["expr"]),
             definition=ix["type_full"],
-            # The embedded store is local: a materialised part holds the index's file.
-            parts_indexed=sum((Path(p) / f"skp_idx_{ix['name']}.idx").exists() for p in parts),
+            parts_indexed=len(set(parts) - _parts_to_build(store, ix["name"])),
             parts_total=len(parts),
             bytes_on_disk=int(ix["disk"]),
             bytes_in_memory=int(ix["mem"]),
         )
         for ix in indexes
     ]
+
+
+def _parts_to_build(store: Store, name: str) -> set[str]:
+    """Data parts that an unfinished ``MATERIALIZE INDEX name`` has still to build."""
+    rows = store.query(
+        "SELECT arrayJoin(parts_to_do_names) AS part FROM system.mutations WHERE database = {db:String} "
+        "AND table = {t:String} AND NOT is_done AND position(command, {n:String}) > 0",
+        {"db": store.database, "t": TABLE, "n": f"MATERIALIZE INDEX {name}"},
+    )
+    return set(rows.column("part").to_pylist())
 
 
 def index_definitions(store: Store) -> list[dict]:

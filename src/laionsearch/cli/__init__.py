@@ -1,0 +1,1 @@
+"""The faces on top: the `laionsearch` command line."""

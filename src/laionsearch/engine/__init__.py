@@ -1,0 +1,37 @@
+"""The engine seam: the same laionsearch on embedded chDB or on a ClickHouse server.
+
+``open_engine(target)`` picks the backend by the target's kind:
+
+| kind | backend | module |
+|---|---|---|
+| ``embedded`` (a path) | chDB in this process, a pool of connections | ``embedded.py`` |
+| ``server`` (``http(s)://`` or ``chdb://``) | clickhouse-connect, a pool of clients | ``server.py`` |
+"""
+
+from __future__ import annotations
+
+from .base import DEFAULT_CONNECTIONS, Engine
+from .target import Target, default_target, parse_target
+
+
+def _embedded(target: Target, connections: int) -> Engine:
+    from .embedded import open_embedded
+
+    return open_embedded(target, connections)
+
+
+def _server(target: Target, connections: int) -> Engine:
+    from .server import ServerEngine
+
+    return ServerEngine(target, connections)
+
+
+BACKENDS = {"embedded": _embedded, "server": _server}
+
+
+def open_engine(target: Target, connections: int = DEFAULT_CONNECTIONS) -> Engine:
+    """An engine for ``target`` (an embedded path is shared by every store of the process)."""
+    return BACKENDS[target.kind](target, connections)
+
+
+__all__ = ["BACKENDS", "Engine", "Target", "default_target", "open_engine", "parse_target"]

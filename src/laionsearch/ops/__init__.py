@@ -1,0 +1,1 @@
+"""Operations on a store: ingest, index, search, eval, download, get, demo."""

@@ -1,0 +1,1 @@
+"""The faces on top: the HTTP API and web page."""
