@@ -28,9 +28,34 @@ def store_path(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("store")
 
 
+#: How the store-level tests reach ClickHouse: the embedded engine; the server code path
+#: (clickhouse-connect) on chDB's backend for the driver; a real server, when
+#: LAIONSEARCH_TEST_URL names one (docs/server.md).
+BACKENDS = ("embedded", "driver", "server")
+TEST_URL = os.environ.get("LAIONSEARCH_TEST_URL")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request, store_path) -> str:
+    """The ``--db`` value of one backend (the tests using it run once per backend)."""
+    if request.param == "embedded":
+        return str(store_path)
+    if request.param == "driver":
+        return f"chdb://{store_path}"
+    if not TEST_URL:
+        pytest.skip("LAIONSEARCH_TEST_URL is not set: no ClickHouse server to run the server tests on (docs/server.md)")
+    return TEST_URL
+
+
 @pytest.fixture
-def store(store_path) -> Store:
-    """A fresh, empty store (its own database inside the session's chDB path)."""
+def store(backend) -> Store:
+    """A fresh, empty store (its own database) on each backend."""
+    return Store(backend, database=f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def embedded_store(store_path) -> Store:
+    """A fresh, empty store on the embedded engine only (for what only chDB has, e.g. Python functions)."""
     return Store(store_path, database=f"t_{uuid.uuid4().hex[:12]}")
 
 

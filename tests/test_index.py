@@ -22,9 +22,9 @@ def big_parts(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def indexed(store_path, big_parts):
-    """20,000 rows with the guide's default index on image embeddings."""
-    store = Store(store_path, database=f"ix_{uuid.uuid4().hex[:8]}")
+def indexed(backend, big_parts):
+    """20,000 rows with the guide's default index on image embeddings, on each backend."""
+    store = Store(backend, database=f"ix_{uuid.uuid4().hex[:8]}")
     ingest(store, big_parts)
     create_index(store, "image")
     return store

@@ -38,7 +38,11 @@ def test_guide_forms_encode_once_and_use_the_index(clip_store, tiny_clip, photos
     assert "Name: image_index" in plan
 
 
-def test_per_row_calls_still_work(clip_store, tiny_clip):
+def test_per_row_calls_still_work(embedded_store, parts_dir, tiny_clip):
+    """Per-row calls need Python functions inside the engine: embedded chDB only (a server has `udf export`)."""
+    clip_store = embedded_store
+    clip_store.model = tiny_clip
+    ingest(clip_store, parts_dir, [0])
     rows = clip_store.query(
         f"SELECT caption, encode_text(caption) AS v FROM {clip_store.table('laion')} "
         "WHERE id IN (12, 13, 14) ORDER BY id"

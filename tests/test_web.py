@@ -25,10 +25,10 @@ CLIP_RETRIEVAL_REQUEST = {
 
 
 @pytest.fixture(scope="module")
-def web_store(store_path, parts_dir):
+def web_store(backend, parts_dir):
     import uuid
 
-    store = Store(store_path, database=f"web_{uuid.uuid4().hex[:8]}")
+    store = Store(backend, database=f"web_{uuid.uuid4().hex[:8]}")
     ingest(store, parts_dir)
     create_index(store, "image", m=16, ef_construction=64)
     return store
@@ -140,8 +140,8 @@ def live_server(web_store, tiny_clip):
 
 
 @pytest.mark.slow
-def test_twenty_concurrent_clients_for_thirty_seconds(live_server):
-    deadline = time.monotonic() + 30
+def test_twenty_concurrent_clients_for_ten_seconds(live_server):
+    deadline = time.monotonic() + 10
     bodies = [{"like_id": row_id(i % 2, i * 37), "k": 10} for i in range(20)]
     bodies[::4] = [{"text": f"a photo of thing {i}", "k": 10} for i in range(5)]
 
@@ -160,5 +160,5 @@ def test_twenty_concurrent_clients_for_thirty_seconds(live_server):
     latencies = np.concatenate([o[0] for o in outcomes])
     assert sum(o[1] for o in outcomes) == 0
     assert len(latencies) >= 100
-    print(f"\n20 clients x 30 s: {len(latencies)} requests, p50 {np.percentile(latencies, 50) * 1000:.0f} ms, "
+    print(f"\n20 clients x 10 s: {len(latencies)} requests, p50 {np.percentile(latencies, 50) * 1000:.0f} ms, "
           f"p95 {np.percentile(latencies, 95) * 1000:.0f} ms, 0 errors")
