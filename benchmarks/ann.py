@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import laionsearch as ls
+from laionsearch.engine.params import vector_hex, vector_sql
 from laionsearch.ops.evaluate import exact_top_k, sample_queries
 
 from bench_common import recall, synthetic_part
@@ -64,12 +65,13 @@ def laionsearch_ann(store, queries, truth, efs, k, reuse, rows) -> None:
     # The same index through SQL returning only ids: separates the engine's per-query and
     # graph-search cost from reading url/caption/NSFW/similarity for the hits.
     ids_sql = (
-        "SELECT id FROM laion ORDER BY cosineDistance(image_embedding, {target:Array(Float32)}) "
+        f"SELECT id FROM laion ORDER BY cosineDistance(image_embedding, {vector_sql('target')}) "
         "LIMIT {k:UInt32} SETTINGS hnsw_candidate_list_size_for_search = {ef:UInt64}"
     )
     for ef in efs:
         found, times = timed(
-            lambda q: store.query(ids_sql, {"target": q, "k": k, "ef": ef}).column("id").to_numpy(), queries
+            lambda q: store.query(ids_sql, {"target": vector_hex(q), "k": k, "ef": ef}).column("id").to_numpy(),
+            queries,
         )
         report(rows, "laionsearch ids only", build, ef, found, times, truth, k)
 

@@ -156,3 +156,40 @@ def test_index_commands(parts_dir, tmp_path):
     assert "dropped text_index" in run_cli("index", "drop", "--column", "text", db=db).stdout
     again = run_cli("index", "drop", "--column", "text", db=db, check=False)
     assert again.returncode == 1 and "there is no index text_index" in again.stderr
+
+
+def test_unreachable_server_is_one_line_without_the_password(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_cli("--db", f"http://alice:s3cret@127.0.0.1:{port}/laion", "info", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot connect to http://alice@127.0.0.1:")
+    assert "connection refused" in lines[0] and "s3cret" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("db, message", [
+    ("ftp://x/y", "unknown scheme"),
+    ("http://host:0x/", "port"),
+])
+def test_bad_db_urls_exit_1_with_one_line(db, message):
+    proc = run_cli("--db", db, "info", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+
+
+def test_whole_job_through_the_server_code_path(cli_store, parts_dir):
+    """--db chdb:///path runs every command through clickhouse-connect, as against a server."""
+    db = f"chdb://{cli_store / 'via-driver'}"
+    run_cli("--db", db, "ingest", str(parts_dir))
+    run_cli("--db", db, "index", "create", "--m", "8", "--ef-construction", "32")
+    status = json.loads(run_cli("--db", db, "index", "status", "--format", "json").stdout)
+    assert [(s["name"], s["parts_indexed"], s["parts_total"]) for s in status] == [("image_index", 2, 2)]
+    hits = json.loads(run_cli("--db", db, "search", "--like-id", "100000005", "-k", "3", "--explain",
+                              "--format", "json").stdout)
+    assert hits[0]["id"] == 100000005 and len(hits) == 3
+    rows = json.loads(run_cli("--db", db, "sql", "SELECT count() AS n FROM laion", "--format", "json").stdout)
+    assert rows == [{"n": 4000}]

@@ -162,3 +162,121 @@ def test_twenty_concurrent_clients_for_ten_seconds(live_server):
     assert len(latencies) >= 100
     print(f"\n20 clients x 10 s: {len(latencies)} requests, p50 {np.percentile(latencies, 50) * 1000:.0f} ms, "
           f"p95 {np.percentile(latencies, 95) * 1000:.0f} ms, 0 errors")
+
+
+# --- hardening: what one hostile request can and cannot make the server do -------------------------------------
+
+
+def test_image_url_to_a_private_address_is_refused_without_contacting_it(client):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        for path, body in (("/api/search", {"image_url": f"http://127.0.0.1:{srv.server_address[1]}/x"}),
+                           ("/knn-service", {"image_url": f"http://2130706433:{srv.server_address[1]}/x"}),
+                           ("/api/search", {"image_url": "http://169.254.169.254/latest/meta-data/"})):
+            response = client.post(path, json=body)
+            assert_error(response, 400, "refused")
+            assert "404" not in response.text and "Connection" not in response.text
+        assert hits == []
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.mark.parametrize("body, status, text", [
+    ({"like_id": True}, 422, "like_id"),
+    ({"like_id": 5, "k": "10"}, 422, "k"),
+    ({"like_id": 5, "exact": 1}, 422, "exact"),
+    ({"vector": ["0.1"] * 512}, 422, "vector"),
+    ({"text": "x" * 2001}, 422, "text"),
+    ({"vector": [0.1] * 5000}, 422, "vector"),
+    ({"like_id": 5, "nsfw": ["UNLIKELY"] * 4}, 422, "nsfw"),
+])
+def test_strict_types_and_limits(client, body, status, text):
+    assert_error(client.post("/api/search", json=body), status, text)
+
+
+def test_a_lone_surrogate_is_a_422_not_a_500(client):
+    response = client.post("/api/search", content=b'{"text": "a \\ud800 b"}', headers={"Content-Type": "application/json"})
+    assert_error(response, 422, "unicode")
+
+
+def test_every_error_has_the_json_shape(client):
+    assert_error(client.get("/api/search"), 405, "Method Not Allowed")
+    assert_error(client.get("/no/such/page"), 404, "Not Found")
+    assert_error(client.post("/api/search", content=b"{not json", headers={"Content-Type": "application/json"}),
+                 422, "JSON")
+    assert_error(client.post("/api/search", content=b'{"like_id": 5}'), 415, "JSON")
+    assert_error(client.post("/api/search", content=b'{"like_id": 5}', headers={"Content-Type": "text/plain"}),
+                 415, "JSON")
+
+
+def test_bodies_over_the_limit_are_refused_before_parsing(client):
+    from laionsearch.web.app import MAX_BODY_BYTES
+
+    big = b'{"text": "' + b"x" * (MAX_BODY_BYTES + 10) + b'"}'
+    assert_error(client.post("/api/search", content=big, headers={"Content-Type": "application/json"}), 413,
+                 "larger than")
+
+    def chunks():  # no Content-Length: counted as it streams
+        yield b'{"text": "'
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    assert_error(client.post("/api/search", content=chunks(), headers={"Content-Type": "application/json"}), 413,
+                 "larger than")
+
+
+def test_a_decompression_bomb_is_refused(client):
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(out, format="PNG")  # 64 megapixels in a few KB
+    assert out.tell() < 100_000
+    body = {"image": base64.b64encode(out.getvalue()).decode()}
+    assert_error(client.post("/api/search", json=body), 400, "megapixel")
+
+
+def test_slow_work_is_bounded_and_never_starves_searches(web_store, tiny_clip):
+    from laionsearch.web.guard import SlowWork
+
+    slow = SlowWork(workers=1, waiting=1, deadline=30)
+    app = TestClient(create_app(web_store, model=tiny_clip, slow=slow))
+    release = threading.Event()
+    import asyncio
+
+    async def occupy():
+        return await slow.run(release.wait)
+
+    blocker = threading.Thread(target=lambda: asyncio.run(occupy()))
+    blocker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while slow._jobs.qsize() and time.monotonic() < deadline:  # the worker has taken the blocking job
+            time.sleep(0.01)
+        waiting = ThreadPoolExecutor(1).submit(app.post, "/api/search", json={"text": "queued", "k": 2})
+        while not slow._jobs.qsize() and time.monotonic() < deadline:  # ...and the text request waits
+            time.sleep(0.01)
+        assert_error(app.post("/api/search", json={"text": "one too many", "k": 2}), 503, "busy")
+        assert app.get("/api/health").json()["ok"] is True
+        assert app.post("/api/search", json={"like_id": row_id(0, 5), "k": 3}).status_code == 200
+    finally:
+        release.set()
+        blocker.join(10)
+    assert waiting.result(30).status_code == 200

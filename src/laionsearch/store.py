@@ -20,9 +20,11 @@ import pyarrow as pa
 
 from .clip import sqlfunctions
 from .engine import Engine, Target, open_engine, parse_target
-from .errors import StoreError
+from .errors import QueryError, StoreError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BUSY = "Error: Too many threads"
+_BUSY_RETRIES = 8
 _READ_ONLY = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|SHOW|DESCRIBE|DESC|EXISTS)\b", re.IGNORECASE)
 
 
@@ -85,7 +87,16 @@ class Store:
         if not _READ_ONLY.match(sql):
             self.forget_facts()  # the statement may change what the cached facts describe
         sql, params = sqlfunctions.rewrite(sql, params or {}, self.encoder)
-        return self.engine.query(sql, params)
+        for attempt in range(_BUSY_RETRIES):
+            try:
+                return self.engine.query(sql, params)
+            except QueryError as exc:
+                # The engine's HNSW graphs serve a fixed number of searches at once (2 x the server's
+                # cores) and refuse the rest; on a server other clients count too. Such a search
+                # is retried: it succeeds once one of the others ends.
+                if _BUSY not in str(exc) or attempt == _BUSY_RETRIES - 1:
+                    raise
+                time.sleep(0.002 * 2**attempt)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a statement whose result is not needed."""

@@ -529,6 +529,10 @@ def serve(
     port: int = typer.Option(1234, "--port", help="Port to listen on."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     get: Optional[str] = typer.Option(None, "--get", help="Answer one GET request for this path, print it, and exit."),
+    allow_private_image_urls: bool = typer.Option(
+        False, "--allow-private-image-urls",
+        help="Let image_url requests fetch from loopback and private-network addresses (off: public hosts only).",
+    ),
 ) -> None:
     """Serve the web page and the HTTP API (clip-retrieval's /knn-service too); API docs at /docs.
 
@@ -536,7 +540,7 @@ def serve(
     """
     from ..web.app import create_app
 
-    app_ = create_app(_store(ctx, model))
+    app_ = create_app(_store(ctx, model), allow_private_urls=allow_private_image_urls)
     if get is not None:
         from fastapi.testclient import TestClient
 
@@ -547,7 +551,8 @@ def serve(
         return
     import uvicorn
 
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    # In-flight requests get 5 s on SIGTERM; slow work runs on daemon threads, which never hold the exit.
+    uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 
 
 @app.command()

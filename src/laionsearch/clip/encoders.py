@@ -21,6 +21,8 @@ from ..errors import EncoderError, first_line
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 BATCH = 32
+#: Larger images are refused before decoding (a small file can declare a huge canvas).
+MAX_PIXELS = 50_000_000
 
 _encoders: dict[str, "ClipEncoder"] = {}
 _lock = threading.Lock()
@@ -150,15 +152,10 @@ def load_image(image):
     if isinstance(image, (bytes, bytearray)):
         data = bytes(image)
     elif str(image).startswith(("http://", "https://")):
-        import httpx
+        from ..urlfetch import fetch
 
         name = str(image)
-        try:
-            response = httpx.get(name, timeout=30, follow_redirects=True)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise EncoderError(f"{name}: cannot fetch the image ({exc})") from None
-        data = response.content
+        data = fetch(name, allow_private=True)  # the user's own command: their network is theirs to use
     else:
         name = str(image)
         try:
@@ -169,7 +166,13 @@ def load_image(image):
             raise EncoderError(f"{name}: cannot read ({exc.strerror})") from None
     try:
         with Image.open(io.BytesIO(data)) as picture:
+            pixels = picture.width * picture.height  # from the header: nothing decoded yet
+            if pixels > MAX_PIXELS:
+                raise EncoderError(f"{name}: {picture.width} x {picture.height} pixels is more than the "
+                                   f"{MAX_PIXELS // 1_000_000} megapixel limit")
             return picture.convert("RGB")
+    except Image.DecompressionBombError:
+        raise EncoderError(f"{name}: more pixels than the {MAX_PIXELS // 1_000_000} megapixel limit") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise EncoderError(f"{name}: not an image (or a format Pillow cannot read)") from None
 

@@ -14,23 +14,24 @@ from .base import DEFAULT_CONNECTIONS, Engine
 from .target import Target, default_target, parse_target
 
 
-def _embedded(target: Target, connections: int) -> Engine:
+def _embedded(target: Target, connections: int | None) -> Engine:
     from .embedded import open_embedded
 
     return open_embedded(target, connections)
 
 
-def _server(target: Target, connections: int) -> Engine:
+def _server(target: Target, connections: int | None) -> Engine:
     from .server import ServerEngine
 
-    return ServerEngine(target, connections)
+    return ServerEngine(target, connections or DEFAULT_CONNECTIONS)
 
 
 BACKENDS = {"embedded": _embedded, "server": _server}
 
 
-def open_engine(target: Target, connections: int = DEFAULT_CONNECTIONS) -> Engine:
-    """An engine for ``target`` (an embedded path is shared by every store of the process)."""
+def open_engine(target: Target, connections: int | None = None) -> Engine:
+    """An engine for ``target`` with a pool of up to ``connections`` (default: the backend's own choice);
+    an embedded path is shared by every store of the process."""
     return BACKENDS[target.kind](target, connections)
 
 

@@ -8,9 +8,9 @@ in this process) and ``server`` (a ClickHouse server through clickhouse-connect)
 
 from __future__ import annotations
 
-import queue
 import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -56,16 +56,21 @@ class Engine(ABC):
 
 
 class Pool(Generic[C]):
-    """Up to ``size`` connections made on demand by ``connect``, each used by one thread at a time."""
+    """Up to ``size`` connections made on demand by ``connect``, each used by one thread at a time.
+
+    Fair: when all are busy, threads get the next free connection in the order they asked
+    (it is handed to the longest waiter directly), so no request starves under load.
+    """
 
     def __init__(self, connect: Callable[[], C], size: int = DEFAULT_CONNECTIONS, first: C | None = None):
         self._connect, self._size = connect, size
-        self._idle: queue.LifoQueue[C] = queue.LifoQueue()
-        self._made, self._all = 0, []
+        self._idle: list[C] = []
+        self._waiting: deque[list] = deque()  # [event, connection handed over]
+        self._all: list[C] = []
         self._lock = threading.Lock()
         if first is not None:
-            self._made, self._all = 1, [first]
-            self._idle.put(first)
+            self._all.append(first)
+            self._idle.append(first)
 
     @contextmanager
     def connection(self) -> Iterator[C]:
@@ -73,34 +78,43 @@ class Pool(Generic[C]):
         try:
             yield conn
         finally:
-            self._idle.put(conn)
+            self._give(conn)
 
     def _take(self) -> C:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
         with self._lock:
-            grow = self._made < self._size
-            if grow:
-                self._made += 1
-        if not grow:
-            return self._idle.get()
+            if self._idle:
+                return self._idle.pop()
+            if len(self._all) < self._size:
+                self._all.append(None)  # a place held while connecting, outside the lock
+                waiter = None
+            else:
+                waiter = [threading.Event(), None]
+                self._waiting.append(waiter)
+        if waiter is not None:
+            waiter[0].wait()
+            return waiter[1]
         try:
             conn = self._connect()
         except BaseException:
             with self._lock:
-                self._made -= 1
+                self._all.remove(None)
             raise
         with self._lock:
-            self._all.append(conn)
+            self._all[self._all.index(None)] = conn
         return conn
+
+    def _give(self, conn: C) -> None:
+        with self._lock:
+            if self._waiting:
+                waiter = self._waiting.popleft()
+                waiter[1] = conn
+                waiter[0].set()
+            else:
+                self._idle.append(conn)
 
     def close(self, close_one: Callable[[C], None]) -> None:
         with self._lock:
-            conns, self._all, self._made = self._all, [], 0
-        while not self._idle.empty():
-            self._idle.get_nowait()
+            conns, self._all, self._idle = [c for c in self._all if c is not None], [], []
         for conn in conns:
             try:
                 close_one(conn)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import QueryError, StoreError, first_line
-from .base import DEFAULT_CONNECTIONS, Engine, Pool
+from .base import Engine, Pool
 from .params import to_param
 from .target import Target
 
@@ -30,14 +31,20 @@ _functions: dict[str, Callable[[str], str]] = {}  # chDB's Python functions are 
 SHARE_HINT = "to share a store between processes, load it into a ClickHouse server and use --db http://HOST:8123"
 
 
-def open_embedded(target: Target, connections: int = DEFAULT_CONNECTIONS) -> "EmbeddedEngine":
+def embedded_connections() -> int:
+    """How many statements may run at once: the engine's HNSW graphs serve at most 2 x cores searches
+    at a time and fail the rest ("Too many threads"), so the pool stops there."""
+    return 2 * (os.cpu_count() or 1)
+
+
+def open_embedded(target: Target, connections: int | None = None) -> "EmbeddedEngine":
     """The process's engine for ``target.path`` (opened on first use)."""
     path = target.path
     with _engines_lock:
         engine = _engines.get(path)
         if engine is None:
             claim_path(path)
-            engine = _engines[path] = EmbeddedEngine(target, connections)
+            engine = _engines[path] = EmbeddedEngine(target, connections or embedded_connections())
         return engine
 
 
@@ -66,7 +73,7 @@ class EmbeddedEngine(Engine):
     kind = "embedded"
     facts_ttl = None
 
-    def __init__(self, target: Target, connections: int = DEFAULT_CONNECTIONS):
+    def __init__(self, target: Target, connections: int):
         super().__init__(target)
         import chdb  # heavy import, only when a store is opened
 

@@ -11,87 +11,71 @@ import base64
 import binascii
 import importlib.util
 from pathlib import Path
-from typing import Literal
 
+import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ArgumentError, EncoderError, IndexingError, LaionsearchError, QueryError, StoreError
 from ..formatting import rows_of
 from ..ops.index import index_status
+from ..ops.search import plan_of, search, search_like
 from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts
-from ..ops.search import plan_of, search, search_image, search_like, search_text
 from ..store import Store
+from ..urlfetch import fetch
+from .guard import BodyGuard, Refused, SlowWork
+from .requests import INDEX_NAME, MAX_IMAGE_B64, MAX_UPLOAD_BYTES, KnnRequest, MetadataRequest, SearchRequest
 
-INDEX_NAME = "laion"  # the name clip-retrieval clients pass as indice_name
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_K = 1000
 STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = MAX_IMAGE_B64 + 64 * 1024  # the largest image upload and the rest of a request
+
+__all__ = ["MAX_UPLOAD_BYTES", "clip_available", "create_app", "decode_image"]
 
 
-class WebError(LaionsearchError):
-    """A request the server refuses, with its HTTP status."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-class SearchRequest(BaseModel):
-    """laionsearch's own search request: exactly one of text, image, image_url, vector, like_id."""
-
-    text: str | None = None
-    image: str | None = Field(None, description="base64 of an image file")
-    image_url: str | None = None
-    vector: list[float] | None = None
-    like_id: int | None = None
-    column: Literal["image", "text"] = "image"
-    k: int = Field(10, ge=1, le=MAX_K)
-    exact: bool = False
-    ef: int | None = Field(None, ge=1, le=100_000)
-    nsfw: list[str] | None = Field(None, description="keep only these tags: UNLIKELY, UNSURE, NSFW")
-    min_similarity: float | None = None
-
-
-class KnnRequest(BaseModel):
-    """clip-retrieval's /knn-service request."""
-
-    text: str | None = None
-    image: str | None = None
-    image_url: str | None = None
-    embedding_input: list[float] | None = None
-    modality: Literal["image", "text"] = "image"
-    num_images: int = Field(40, ge=1, le=MAX_K)
-    num_result_ids: int = Field(40, ge=1, le=10 * MAX_K)
-    indice_name: str = INDEX_NAME
-    deduplicate: bool = True
-    use_safety_model: bool = False
-    use_violence_detector: bool = False  # accepted; laionsearch has no violence detector
-    aesthetic_score: str | int | None = None  # accepted; LAION-400M has no aesthetic scores
-    aesthetic_weight: str | float | None = None
-
-
-class MetadataRequest(BaseModel):
-    indice_name: str = INDEX_NAME
-    ids: list[int] = Field(..., max_length=10_000)
-
-
-def create_app(store: Store, model: str | None = None) -> FastAPI:
+def create_app(
+    store: Store, model: str | None = None, *, allow_private_urls: bool = False, slow: SlowWork | None = None
+) -> FastAPI:
     """The FastAPI application serving ``store`` (queries only; it never writes).
 
-    ``model`` overrides the store's CLIP model. Handlers are plain functions, run
-    in the server's thread pool, so concurrent requests use the store's
-    connections in parallel without blocking the event loop."""
+    ``model`` overrides the store's CLIP model. Searches run in the server's
+    thread pool on the store's connections, in parallel; CLIP encoding and image
+    fetching run in ``slow``, a small bounded pool (``guard.SlowWork``), so they
+    cannot starve searches or ``/api/health``. ``image_url`` is fetched only
+    from public addresses unless ``allow_private_urls`` (``urlfetch``).
+    """
     model = model or store.model
+    slow = slow or SlowWork()
     app = FastAPI(title="laionsearch", description="Search LAION by text, image, vector or row.", version="0.1.0")
+    app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def encoder():
+        from ..clip.encoders import get_encoder
+
+        return get_encoder(model)
+
+    async def query_vector(text, image_b64, image_url, vector) -> np.ndarray:
+        """The query vector of whichever one of text, base64 image, image URL or vector the request gave."""
+        if vector is not None:
+            return np.asarray(vector, dtype=np.float32)
+        if text is not None:
+            return await slow.run(lambda: encoder().encode_text(text))
+        if image_url is not None:
+            return await slow.run(lambda: encoder().encode_image(fetch(image_url, allow_private=allow_private_urls)))
+        data = decode_image(image_b64)
+        return await slow.run(lambda: encoder().encode_image(data))
 
     @app.exception_handler(LaionsearchError)
     async def _laionsearch_error(request: Request, exc: LaionsearchError) -> JSONResponse:
         return _error(str(exc), getattr(exc, "status", _status_of(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(str(exc.detail), exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,40 +103,41 @@ def create_app(store: Store, model: str | None = None) -> FastAPI:
             "model": model,
         }
 
-    @app.post("/api/search")
-    def api_search(request: SearchRequest) -> dict:
+    @app.post("/api/search", response_class=JSONResponse)
+    async def api_search(request: SearchRequest) -> JSONResponse:
         """Nearest rows to a text, image, vector or stored row, with filters."""
         options = dict(column=request.column, k=request.k, exact=request.exact, ef=request.ef, nsfw=request.nsfw,
                        min_similarity=request.min_similarity)
         queries = [request.text, request.image, request.image_url, request.vector, request.like_id]
         if sum(q is not None for q in queries) != 1:
-            raise WebError("give exactly one of text, image, image_url, vector, like_id")
+            raise Refused("give exactly one of text, image, image_url, vector, like_id")
         if request.like_id is not None:
-            result = search_like(store, request.like_id, **options)
+            result = await run_in_threadpool(search_like, store, request.like_id, **options)
         else:
-            result = _search_query(store, request.text, request.image, request.image_url, request.vector, model,
-                                   **options)
-        return {"ok": True, "plan": plan_of(result), "results": rows_of(result)}
+            vector = await query_vector(request.text, request.image, request.image_url, request.vector)
+            result = await run_in_threadpool(search, store, vector, **options)
+        return JSONResponse({"ok": True, "plan": plan_of(result), "results": rows_of(result)})
 
-    @app.post("/knn-service")
-    def knn_service(request: KnnRequest) -> list[dict]:
+    @app.post("/knn-service", response_class=JSONResponse)
+    async def knn_service(request: KnnRequest) -> JSONResponse:
         """clip-retrieval's back end: results with id, url, caption, NSFW and similarity (higher is closer)."""
         _check_index_name(request.indice_name)
         queries = [request.text, request.image, request.image_url, request.embedding_input]
         if sum(q is not None for q in queries) != 1:
-            raise WebError("give exactly one of text, image, image_url, embedding_input")
+            raise Refused("give exactly one of text, image, image_url, embedding_input")
         nsfw = ["UNLIKELY", "UNSURE"] if request.use_safety_model else None
-        result = _search_query(store, request.text, request.image, request.image_url, request.embedding_input, model,
-                               column=request.modality, k=request.num_images, nsfw=nsfw)
+        vector = await query_vector(request.text, request.image, request.image_url, request.embedding_input)
+        result = await run_in_threadpool(search, store, vector, column=request.modality, k=request.num_images,
+                                         nsfw=nsfw)
         rows = rows_of(result)
         if request.deduplicate:
             seen: set[str] = set()
             rows = [r for r in rows if not (r["url"] in seen or seen.add(r["url"]))]
-        return [
+        return JSONResponse([
             {"id": r["id"], "url": r["url"], "caption": r["caption"], "NSFW": r["NSFW"],
              "similarity": 1.0 - r["distance"]}
             for r in rows
-        ]
+        ])
 
     @app.get("/indices-list")
     def indices_list() -> list[str]:
@@ -182,34 +167,21 @@ def clip_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("transformers", "torch", "PIL"))
 
 
-def _search_query(store: Store, text, image_b64, image_url, vector, model, **options):
-    """``search`` by whichever one of text, base64 image, image URL or vector the request gave."""
-    if vector is not None:
-        return search(store, vector, **options)
-    if text is not None:
-        return search_text(store, text, model=model, **options)
-    if image_url is not None:
-        if not image_url.startswith(("http://", "https://")):
-            raise WebError("image_url must be an http(s) URL")
-        return search_image(store, image_url, model=model, **options)
-    return search_image(store, decode_image(image_b64), model=model, **options)
-
-
 def decode_image(data: str) -> bytes:
     """Bytes of a base64 image (a data: URL prefix is allowed), within the upload limit."""
     if data.startswith("data:"):
         data = data.partition(",")[2]
     if len(data) > MAX_UPLOAD_BYTES * 4 // 3 + 4:
-        raise WebError(f"image is larger than the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit", 413)
+        raise Refused(f"image is larger than the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit", 413)
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise WebError("image is not valid base64") from None
+        raise Refused("image is not valid base64") from None
 
 
 def _check_index_name(name: str) -> None:
     if name != INDEX_NAME:
-        raise WebError(f"unknown index {name!r}; this server has: {INDEX_NAME}", 404)
+        raise Refused(f"unknown index {name!r}; this server has: {INDEX_NAME}", 404)
 
 
 def _status_of(exc: LaionsearchError) -> int:
