@@ -15,7 +15,9 @@ class FaultServer(ThreadingHTTPServer):
 
     ``"500"``/``"503"``: that status; ``"429"``: 429 with ``Retry-After: 2``;
     ``"drop@N"``: send the headers and N body bytes, then close; ``"truncate"``: the same at half
-    the body; ``"norange"``: ignore the Range header; ``"corrupt"``: flip one byte of the body.
+    the body; ``"norange"``: ignore the Range header; ``"corrupt"``: flip one byte of the body;
+    ``"html"``: 200 with an HTML error page; ``"short"``: 200 with the first half of the file as a
+    complete, consistent answer (its Content-Length says half).
     ``ranges`` can be turned off for all requests; ``throttle`` sleeps per 64 KiB sent.
     """
 
@@ -71,6 +73,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._status(429, {"Retry-After": "2"})
             return
         data = file.read_bytes()
+        if fault == "html":
+            data = b"<html><body><h1>Service unavailable</h1>Try again later.</body></html>\n"
+        elif fault == "short":
+            data = data[: len(data) // 2]
         start = 0
         wanted = self.headers.get("Range")
         if wanted and self.server.ranges and fault != "norange":

@@ -166,3 +166,22 @@ def test_cli_rejects_unknown_dataset_and_bad_kinds(tmp_path):
     assert proc.returncode == 1 and "unknown dataset 'laion9'" in proc.stderr
     proc = run_cli("download", "--parts", "0", "--kinds", "img,audio", check=False)
     assert proc.returncode == 1 and "--kinds" in proc.stderr
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_without_a_manifest_an_error_page_or_a_short_file_is_never_kept(server, parts_dir, tmp_path, name):
+    """No sizes or checksums to go by (LAION-5B, --no-checksums): each file is checked by its own format."""
+    server.faults[name] = ["html", "short"]
+    jobs = part_jobs(LAION, [0], tmp_path, base_url=server.url, manifest=None, verify=False)
+    assert all(job.expected is None for job in jobs)
+    report = download(jobs, policy=FAST, sleep=lambda s: None)
+    assert not report.failed
+    assert_identical(parts_dir, tmp_path)
+    assert len(server.requests(name)) == 3  # the error page and the half file were refused and fetched again
+
+    server.faults[name] = ["html"] * 10
+    other = tmp_path / "again"
+    report = download(part_jobs(LAION, [0], other, base_url=server.url, manifest=None, verify=False),
+                      policy=RetryPolicy(attempts=2, backoff=0.01, timeout=10), sleep=lambda s: None)
+    assert [f.job.name for f in report.failed] == [name] and "not a whole" in report.failed[0].error
+    assert not (other / name).exists() and not (other / (name + ".partial")).exists()

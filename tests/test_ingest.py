@@ -113,6 +113,21 @@ def test_corrupt_data_inside_parquet_keeps_nothing_of_that_part(store, parts_dir
     assert not [t for t in store.tables() if t.startswith("laion_stage_")]
 
 
+def test_nan_embeddings_are_refused_with_count_and_first_row(store, parts_dir, tmp_path):
+    folder = copy_parts(parts_dir, tmp_path)
+    vectors = np.load(folder / "text_emb" / "text_emb_1.npy", mmap_mode="r+")
+    vectors[1234, 7] = np.nan
+    vectors[1500] = np.inf
+    vectors.flush()
+    del vectors
+    with pytest.raises(IngestError) as err:
+        ingest(store, folder)
+    message = str(err.value)
+    assert "text_emb_1.npy" in message and "2 vector(s) with NaN or infinite values" in message
+    assert "first at row 1,234" in message
+    assert stored_parts(store) == {0: SMALL_ROWS}  # part 1 not kept at all
+
+
 KILLER = textwrap.dedent(
     """
     import os, signal, sys

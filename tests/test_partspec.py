@@ -15,3 +15,8 @@ def test_parses_ranges_and_lists(spec, expected):
 def test_rejects_malformed_selection(spec):
     with pytest.raises(ArgumentError):
         parse_parts(spec)
+
+
+def test_huge_ranges_are_refused_before_any_work():
+    with pytest.raises(ArgumentError, match="99,999 at most"):
+        parse_parts("0-1000000000000")

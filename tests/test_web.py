@@ -1,5 +1,6 @@
 """HTTP API and web page: every endpoint, bad input, clip-retrieval clients, concurrency."""
 
+import asyncio
 import base64
 import threading
 import time
@@ -258,19 +259,21 @@ def test_slow_work_is_bounded_and_never_starves_searches(web_store, tiny_clip):
 
     slow = SlowWork(workers=1, waiting=1, deadline=30)
     app = TestClient(create_app(web_store, model=tiny_clip, slow=slow))
-    release = threading.Event()
-    import asyncio
+    release, running = threading.Event(), threading.Event()
+
+    def block():
+        running.set()
+        release.wait()
 
     async def occupy():
-        return await slow.run(release.wait)
+        return await slow.run(block)
 
     blocker = threading.Thread(target=lambda: asyncio.run(occupy()))
     blocker.start()
     try:
-        deadline = time.monotonic() + 10
-        while slow._jobs.qsize() and time.monotonic() < deadline:  # the worker has taken the blocking job
-            time.sleep(0.01)
+        assert running.wait(10)  # the one worker is busy
         waiting = ThreadPoolExecutor(1).submit(app.post, "/api/search", json={"text": "queued", "k": 2})
+        deadline = time.monotonic() + 10
         while not slow._jobs.qsize() and time.monotonic() < deadline:  # ...and the text request waits
             time.sleep(0.01)
         assert_error(app.post("/api/search", json={"text": "one too many", "k": 2}), 503, "busy")

@@ -610,6 +610,10 @@ def demo(
 
 def main() -> None:
     """Entry point: runs the CLI, turning library errors into one line and a non-zero exit."""
+    import logging
+
+    # The driver logs each failed connection before raising; the CLI reports it once, as one line.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     try:
         app(prog_name="laionsearch")
     except LaionsearchError as exc:

@@ -5,9 +5,11 @@ after any interruption, in this run or a later one; a server that ignores Range
 restarts the file from byte 0. Connection errors, timeouts, truncated bodies,
 HTTP 5xx and 429 (honouring ``Retry-After``) are retried with exponential
 backoff and jitter, up to a bounded number of attempts per file. A finished
-file is checked against the expected size and SHA-256 (from the package's
-manifest for LAION-400M, else the server's Content-Length) and only then
-renamed to its final name, so a file under its final name is always complete.
+file is checked by its own format (an ``.npy`` header whose array fills the file
+exactly; parquet magic at both ends and a readable footer), against the
+expected size and SHA-256 (from the package's manifest for LAION-400M, else the
+server's Content-Length), and only then renamed to its final name, so a file
+under its final name is always complete, with or without a manifest.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, PartError
+from ..release.layouts import check_file
 from ..release.datasets import KINDS, Dataset, Expected, Manifest, builtin_manifest
 
 CHUNK = 1 << 20
@@ -234,6 +237,11 @@ def _transfer(client: httpx.Client, job: FileJob, partial: Path, progress: Downl
 
 
 def _verify(job: FileJob, partial: Path) -> None:
+    try:  # whatever the manifest says: an error page or a cut body under the final name would pass for data
+        check_file(partial, kind_of=job.dest)
+    except PartError as exc:
+        partial.unlink(missing_ok=True)
+        raise _Retry(f"not a whole {job.dest.suffix} file, deleted ({str(exc).partition(': ')[2]})") from None
     if job.expected is None:
         return
     size = partial.stat().st_size

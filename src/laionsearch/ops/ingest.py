@@ -178,7 +178,10 @@ def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS) -> Ite
                 n = batch.num_rows
                 if offset + n > part.rows:
                     break
-                yield _to_table(part, offset, batch, _read_rows(img, part.img, n), _read_rows(text, part.text, n))
+                img_rows, text_rows = _read_rows(img, part.img, n), _read_rows(text, part.text, n)
+                _check_finite(part.img, img_rows, offset)
+                _check_finite(part.text, text_rows, offset)
+                yield _to_table(part, offset, batch, img_rows, text_rows)
                 offset += n
         except (pa.ArrowException, OSError) as exc:
             raise PartError(f"{part.part.metadata}: {first_line(exc)}") from None
@@ -191,6 +194,17 @@ def _read_rows(f, info: NpyInfo, n: int) -> np.ndarray:
     if block.size != n * info.dim:
         raise PartError(f"{info.path}: ended early (file changed while reading?)")
     return block.reshape(n, info.dim)
+
+
+def _check_finite(info: NpyInfo, block: np.ndarray, offset: int) -> None:
+    """Refuse NaN or infinite embeddings: they would make every distance NaN and searches return arbitrary rows."""
+    bad_rows = ~np.isfinite(block).all(axis=1)
+    if bad_rows.any():
+        first = offset + int(np.argmax(bad_rows))
+        raise PartError(
+            f"{info.path}: {int(bad_rows.sum()):,} vector(s) with NaN or infinite values in rows "
+            f"{offset:,}-{offset + len(block) - 1:,}, the first at row {first:,}"
+        )
 
 
 def _to_table(part: CheckedPart, offset: int, meta: pa.RecordBatch, img: np.ndarray, text: np.ndarray) -> pa.Table:

@@ -192,6 +192,26 @@ def read_npy_header(path: Path) -> NpyInfo:
     return NpyInfo(path, rows, dim, dtype, offset)
 
 
+def check_file(path: Path, kind_of: str | Path | None = None) -> None:
+    """Check that one release file is whole by its own format (``PartError`` if not): an ``.npy``
+    header whose array fills the file exactly, or a parquet file with its magic at both ends and a
+    readable footer. ``kind_of`` names the file whose suffix decides (e.g. for ``x.npy.partial``)."""
+    suffix = Path(kind_of or path).suffix
+    if suffix == ".npy":
+        read_npy_header(path)
+    elif suffix == ".parquet":
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                f.seek(max(0, path.stat().st_size - 4))
+                tail = f.read(4)
+            if head != b"PAR1" or tail != b"PAR1":
+                raise PartError(f"{path}: not a parquet file (no PAR1 magic at both ends: an error page, or cut short?)")
+            pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError) as exc:
+            raise PartError(f"{path}: not a readable parquet file ({first_line(exc)})") from None
+
+
 def check_part(part: Part) -> CheckedPart:
     """Check that a part's three files exist and agree; raise ``PartError`` naming the bad file."""
     for path in part.files:
