@@ -126,7 +126,7 @@ def ingest(
 def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Progress) -> PartResult:
     started = time.perf_counter()
     stage = f"{STAGE_PREFIX}{part.number}"
-    store.execute(f"DROP TABLE IF EXISTS {store.table(stage)}")
+    store.execute(f"DROP TABLE IF EXISTS {store.table(stage)} SYNC")
     store.execute(f"CREATE TABLE {store.table(stage)} AS {store.table(TABLE)}")
     # With vector indexes, every inserted batch would get an HNSW graph of its own, rebuilt
     # on each merge: stage without them, merge once, then build one graph for the part.
@@ -151,7 +151,7 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
         progress.finish(f"part {part.number}: failed")
         raise IngestError(f"part {part.number}: {exc}") from None
     finally:
-        store.execute(f"DROP TABLE IF EXISTS {store.table(stage)}")
+        store.execute(f"DROP TABLE IF EXISTS {store.table(stage)} SYNC")
     seconds = time.perf_counter() - started
     indexed = f", {', '.join(ix['name'] for ix in indexes)} built" if indexes else ""
     progress.finish(f"part {part.number}: {part.rows:,} rows in {seconds:.1f} s{indexed}")
@@ -159,10 +159,13 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
 
 
 def _drop_stages(store: Store) -> None:
-    """Drop staging tables left by a crashed run (they never hold visible data)."""
+    """Drop staging tables left by a crashed run (they never hold visible data).
+
+    Every staging table is dropped with SYNC: its files go at once, not ~8 minutes later
+    (the engine's default delay), which a process that ends right away would never see."""
     for name in store.tables():
         if name.startswith(STAGE_PREFIX):
-            store.execute(f"DROP TABLE IF EXISTS {store.table(name)}")
+            store.execute(f"DROP TABLE IF EXISTS {store.table(name)} SYNC")
 
 
 def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.Table]:
