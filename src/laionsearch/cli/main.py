@@ -341,7 +341,9 @@ def index_create(
 
 @index_app.command("status")
 def index_status(
-    ctx: typer.Context, fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
+    ctx: typer.Context,
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
+) -> None:
     """Show each vector index: definition, parts indexed of total, size on disk and in memory.
 
     Example: laionsearch --db ./store index status
@@ -362,7 +364,9 @@ def index_status(
 
 @index_app.command("drop")
 def index_drop(
-    ctx: typer.Context, column: str = typer.Option("image", "--column", help="Index to drop: image, text or both.")) -> None:
+    ctx: typer.Context,
+    column: str = typer.Option("image", "--column", help="Index to drop: image, text or both."),
+) -> None:
     """Drop a vector index (searches on that column become exact).
 
     Example: laionsearch --db ./store index drop --column text
@@ -557,7 +561,9 @@ def serve(
 
 @app.command()
 def info(
-    ctx: typer.Context, fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP)) -> None:
+    ctx: typer.Context,
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
+) -> None:
     """Show the store: parts, rows and embedding dimension.
 
     Example: laionsearch --db ./store info
