@@ -1,5 +1,10 @@
 """HNSW indexes: creation, status, ANN search, filters under ANN, and the guide's query shape."""
 
+import json
+import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import numpy as np
@@ -10,6 +15,8 @@ from laionsearch import ArgumentError, IndexingError, Store, SynthSpec, ingest, 
 from laionsearch.ops.evaluate import evaluate, exact_top_k, sample_queries
 from laionsearch.ops.index import create_index, drop_index, index_status
 from laionsearch.ops.search import plan_filtered, plan_of
+
+from .conftest import run_cli
 
 ROWS = 20_000
 
@@ -146,3 +153,55 @@ def test_eval_reports_recall_per_ef(indexed):
     assert rows[-1].recall == 1.0
     assert rows[1].recall >= 0.95 and rows[1].recall >= rows[0].recall - 0.05
     assert all(0 < r.p50_ms <= r.p95_ms <= r.p99_ms and r.qps > 0 for r in rows)
+
+
+KILLED_IN_BUILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from laionsearch import Store
+    from laionsearch.ops import index
+
+    # SIGKILL right after the build was started: the engine has the mutation, nobody follows it.
+    index._follow = lambda store, name, progress: os.kill(os.getpid(), signal.SIGKILL)
+    index.create_index(Store(sys.argv[1]), "image", m=32, ef_construction=128)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_build_killed_midway_is_reported_then_finished_or_cancelled(big_parts, tmp_path):
+    db = tmp_path / "db"
+    run_cli("ingest", str(big_parts), db=db)
+
+    def kill_a_build():
+        proc = subprocess.run([sys.executable, "-c", KILLED_IN_BUILD, str(db)], capture_output=True, timeout=300)
+        assert proc.returncode == -signal.SIGKILL
+
+    kill_a_build()
+    status = run_cli("index", "status", "--format", "json", db=db)
+    assert json.loads(status.stdout)[0]["state"] == "interrupted"
+    assert "`laionsearch index create --column image` finishes it" in status.stderr
+    hits = json.loads(run_cli("search", "--like-id", "7", "-k", "3", "--format", "json", db=db).stdout)
+    assert hits[0]["id"] == 7 and len(hits) == 3
+    dropped = run_cli("index", "drop", db=db)
+    assert "dropped image_index (cancelled its unfinished build)" in dropped.stdout
+    assert json.loads(run_cli("index", "status", "--format", "json", db=db).stdout) == []
+
+    kill_a_build()
+    created = run_cli("index", "create", db=db)
+    assert "finishing the interrupted build of image_index" in created.stderr and "built image_index" in created.stdout
+    (row,) = json.loads(run_cli("index", "status", "--format", "json", db=db).stdout)
+    assert (row["state"], row["parts_indexed"], row["parts_total"]) == ("built", 1, 1)
+    assert "'bf16', 32, 128)" in row["definition"]  # the interrupted build's own parameters
+
+
+def test_an_index_that_would_not_fit_is_refused_before_building(store, parts_dir, monkeypatch):
+    from laionsearch.ops import space
+
+    ingest(store, parts_dir)
+    monkeypatch.setattr(space, "free_bytes", lambda store: 1_000_000)
+    with pytest.raises(IndexingError, match=r"building image_index needs about .* which has 1.0 MB free"):
+        create_index(store, "image", m=8, ef_construction=16)
+    assert index_status(store) == []
+    # 4,000 rows x (512 x 2 + 8 x 8) bytes = 4.35 MB, plus the margin
+    assert space.index_bytes(4000, 512, "bf16", 8) == 4_352_000

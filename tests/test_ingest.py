@@ -186,3 +186,16 @@ def test_unknown_storage(store, parts_dir):
     with pytest.raises(ArgumentError, match="unknown storage 'float8'"):
         ingest(store, parts_dir, storage="float8")
     assert stored_parts(store) == {}
+
+
+def test_a_disk_too_small_is_said_before_anything_is_written(store, parts_dir, monkeypatch):
+    from laionsearch.ops import space
+
+    monkeypatch.setattr(space, "free_bytes", lambda store: 5_000_000)
+    with pytest.raises(IngestError) as err:
+        ingest(store, parts_dir)
+    message = str(err.value)
+    assert "ingesting 2 part(s) needs about" in message and "which has 5.0 MB free" in message
+    assert stored_parts(store) == {}
+    monkeypatch.undo()
+    assert ingest(store, parts_dir).rows == 2 * SMALL_ROWS

@@ -102,11 +102,11 @@ def stored_storage(store: Store) -> str | None:
 
 
 def data_parts(store: Store) -> list[dict]:
-    """The active data parts of ``laion`` (name, partition, rows), from the engine's part catalogue."""
+    """The active data parts of ``laion`` (name, partition, rows, bytes), from the engine's part catalogue."""
     if not store.has_table(TABLE):
         return []
     return store.query(
-        "SELECT name, partition, rows FROM system.parts "
+        "SELECT name, partition, rows, bytes_on_disk AS bytes FROM system.parts "
         "WHERE database = {db:String} AND table = {t:String} AND active ORDER BY partition",
         {"db": store.database, "t": TABLE},
     ).to_pylist()

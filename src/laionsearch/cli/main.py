@@ -356,9 +356,15 @@ def index_status(
     from ..ops.index import index_status as status_of
 
     _check_format(fmt)
-    rows = [dataclasses.asdict(s) for s in status_of(_store(ctx))]
+    statuses = status_of(_store(ctx))
+    rows = [dataclasses.asdict(s) for s in statuses]
     if not rows:
         stderr.print("no vector indexes (create one with `laionsearch index create`)")
+    for s in statuses:
+        if s.state == "interrupted":
+            stderr.print(f"{s.name}: a killed process left its build at {s.parts_indexed} of {s.parts_total} parts; "
+                         f"`laionsearch index create --column {s.column}` finishes it, `index drop` cancels it",
+                         highlight=False, markup=False)
     print_rows(pa.Table.from_pylist(rows), fmt)
 
 
@@ -376,8 +382,9 @@ def index_drop(
 
     store = _store(ctx)
     for col in columns_for(column):
-        drop_index(store, col)
-        stdout.print(f"dropped {index_name(col)}", highlight=False)
+        cancelled = drop_index(store, col)
+        note = " (cancelled its unfinished build)" if cancelled else ""
+        stdout.print(f"dropped {index_name(col)}{note}", highlight=False)
 
 
 @app.command("eval")

@@ -13,15 +13,19 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from ..errors import ArgumentError, IndexingError
+from ..errors import ArgumentError, IndexingError, QueryError
 from ..progress import Progress
 from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, stored_dim
 from ..store import Store
+from . import space
 
 QUANTIZATIONS = ("f64", "f32", "f16", "bf16", "i8", "b1")
 #: The guide's parameters.
 DEFAULT_QUANTIZATION, DEFAULT_M, DEFAULT_EF_CONSTRUCTION = "bf16", 64, 256
 _POLL_SECONDS = 0.5
+#: Index builds (mutation ids) this process started or resumed. On an embedded store, which
+#: one process at a time can open, any other unfinished build was left by a killed process.
+_followed: set[str] = set()
 
 
 def index_name(column: str) -> str:
@@ -45,6 +49,7 @@ class IndexStatus:
     name: str
     column: str
     definition: str  # e.g. vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 64, 256)
+    state: str  # built, building, or interrupted (a killed process's build: `index create` finishes it)
     parts_indexed: int
     parts_total: int
     bytes_on_disk: int
@@ -71,20 +76,34 @@ def create_index(
     if dim is None:
         raise IndexingError(f"store {store.location} holds no rows yet; ingest parts before creating an index")
     name = index_name(column)
-    if name in {s.name for s in index_status(store)}:
-        raise IndexingError(f"index {name} exists already; `laionsearch index drop --column {column}` first")
     progress = progress or Progress()
     started = time.perf_counter()
     table = store.table(TABLE)
-    compact(store, progress)
-    store.execute(
-        f"ALTER TABLE {table} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("
-        f"'hnsw', 'cosineDistance', {dim:d}, '{quantization}', {m:d}, {ef_construction:d})"
-    )
+    if name in {s.name for s in index_status(store)}:
+        if not unfinished_builds(store, name):
+            raise IndexingError(f"index {name} exists already; `laionsearch index drop --column {column}` first")
+        # A build that a killed process left: the engine resumes it; follow it to the end.
+        progress.finish(f"finishing the interrupted build of {name}")
+        _followed.update(b["mutation_id"] for b in unfinished_builds(store, name))
+        store.execute(f"SYSTEM START MERGES {table}")
+    else:
+        parts = data_parts(store)
+        several = Counter(p["partition"] for p in parts)
+        merging = sum(p["bytes"] for p in parts if several[p["partition"]] > 1)
+        rows = sum(p["rows"] for p in parts)
+        space.require(store, space.index_bytes(rows, dim, quantization, m) + merging, f"building {name}", IndexingError)
+        compact(store, progress)
+        store.execute(
+            f"ALTER TABLE {table} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("
+            f"'hnsw', 'cosineDistance', {dim:d}, '{quantization}', {m:d}, {ef_construction:d})"
+        )
+        store.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {name} SETTINGS mutations_sync = 0")
+        _followed.update(b["mutation_id"] for b in unfinished_builds(store, name))
     try:
-        _materialize(store, name, progress)
+        _follow(store, name, progress)
     except BaseException:
         # An index that never finished would make searches silently mix indexed and brute-force parts.
+        _cancel_builds(store, name)
         store.execute(f"ALTER TABLE {table} DROP INDEX IF EXISTS {name}")
         raise
     return time.perf_counter() - started
@@ -103,15 +122,20 @@ def compact(store: Store, progress: Progress | None = None) -> None:
         return
     progress.start("merging data parts", len(several))
     for number in several:
-        store.execute(f"OPTIMIZE TABLE {store.table(TABLE)} PARTITION {number:d} FINAL")
+        try:
+            # Without this setting a merge that cannot run (e.g. no disk space) returns silently.
+            store.execute(f"OPTIMIZE TABLE {store.table(TABLE)} PARTITION {number:d} FINAL "
+                          "SETTINGS optimize_throw_if_noop = 1")
+        except QueryError as exc:
+            progress.finish(f"part {number}: merge failed")
+            raise IndexingError(f"could not merge part {number}'s data parts before the build: {exc}") from None
         progress.advance(1)
     progress.finish()
 
 
-def _materialize(store: Store, name: str, progress: Progress) -> None:
-    table = store.table(TABLE)
+def _follow(store: Store, name: str, progress: Progress) -> None:
+    """Wait for the ``MATERIALIZE INDEX name`` mutation to finish, advancing ``progress`` part by part."""
     total = len(data_parts(store))
-    store.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {name} SETTINGS mutations_sync = 0")
     progress.start(f"building {name}", total)
     done = 0
     while True:
@@ -124,7 +148,6 @@ def _materialize(store: Store, name: str, progress: Progress) -> None:
         if not rows or rows[0]["is_done"]:
             break
         if rows[0]["latest_fail_reason"]:
-            store.execute(f"KILL MUTATION WHERE database = '{store.database}' AND table = '{TABLE}'")
             raise IndexingError(f"building {name} failed: {rows[0]['latest_fail_reason'].splitlines()[0]}")
         now_done = max(0, total - int(rows[0]["parts_to_do"]))
         progress.advance(now_done - done)
@@ -134,12 +157,62 @@ def _materialize(store: Store, name: str, progress: Progress) -> None:
     progress.finish()
 
 
-def drop_index(store: Store, column: str = "image") -> None:
-    """Remove the index on ``column``."""
+def drop_index(store: Store, column: str = "image") -> bool:
+    """Remove the index on ``column``; a build still running or left by a killed process is
+    cancelled first. Returns whether there was such a build."""
     name = index_name(column)
     if name not in {s.name for s in index_status(store)}:
         raise IndexingError(f"there is no index {name}")
+    cancelled = _cancel_builds(store, name)
     store.execute(f"ALTER TABLE {store.table(TABLE)} DROP INDEX {name}")
+    return cancelled
+
+
+def index_parameters(type_full: str) -> tuple[str, int]:
+    """(quantization, M) of a vector_similarity definition (the engine's defaults for the 3-argument form)."""
+    args = [a.strip().strip("'") for a in type_full.partition("(")[2].rstrip(")").split(",")]
+    return (args[3], int(args[4])) if len(args) == 6 else ("bf16", 32)
+
+
+def unfinished_builds(store: Store, name: str | None = None) -> list[dict]:
+    """Unfinished ``MATERIALIZE INDEX`` mutations on ``laion`` (of index ``name``, or all):
+    mutation_id, index, parts_to_do."""
+    rows = store.query(
+        "SELECT mutation_id, extract(command, 'MATERIALIZE INDEX (\\w+)') AS index, parts_to_do "
+        "FROM system.mutations WHERE database = {db:String} "
+        "AND table = {t:String} AND NOT is_done AND position(command, 'MATERIALIZE INDEX') > 0",
+        {"db": store.database, "t": TABLE},
+    ).to_pylist()
+    return [r for r in rows if name is None or r["index"] == name]
+
+
+def _state(store: Store, name: str) -> str:
+    builds = unfinished_builds(store, name)
+    if not builds:
+        return "built"
+    return "interrupted" if any(_interrupted(store, b) for b in builds) else "building"
+
+
+def _interrupted(store: Store, build: dict) -> bool:
+    return store.engine.kind == "embedded" and build["mutation_id"] not in _followed
+
+
+def pause_interrupted_builds(store: Store) -> None:
+    """Keep a killed process's index build from resuming inside a process that only searches.
+
+    The engine resumes unfinished builds in the background whenever a store opens, which
+    made searches crawl; on an embedded store such builds wait (merges stopped for this
+    process only) until `index create` finishes them or `index drop` cancels them."""
+    if store.engine.kind == "embedded" and any(_interrupted(store, b) for b in unfinished_builds(store)):
+        store.execute(f"SYSTEM STOP MERGES {store.table(TABLE)}")
+
+
+def _cancel_builds(store: Store, name: str) -> bool:
+    builds = unfinished_builds(store, name)
+    for build in builds:
+        store.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND mutation_id = {m:String} "
+                      "SYNC", {"db": store.database, "t": TABLE, "m": build["mutation_id"]})
+    return bool(builds)
 
 
 def index_status(store: Store) -> list[IndexStatus]:
@@ -158,6 +231,7 @@ def index_status(store: Store) -> list[IndexStatus]:
             name=ix["name"],
             column=by_column.get(ix["expr"], ix["expr"]),
             definition=ix["type_full"],
+            state=_state(store, ix["name"]),
             parts_indexed=len(set(parts) - _parts_to_build(store, ix["name"])),
             parts_total=len(parts),
             bytes_on_disk=int(ix["disk"]),
@@ -204,5 +278,6 @@ def indexed_columns(store: Store) -> set[str]:
 
 
 def _indexed(store: Store) -> set[str]:
+    pause_interrupted_builds(store)
     exprs = {ix["expr"] for ix in index_definitions(store)}
     return {name for name, col in EMBEDDING_COLUMNS.items() if col in exprs}

@@ -25,10 +25,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
-from .index import build_indexes_on, index_definitions
+from . import space
+from .index import build_indexes_on, index_definitions, index_parameters
 from ..release.layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from ..progress import Progress
-from ..schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts
+from ..schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts, stored_storage
 from ..store import Store
 
 DEFAULT_BATCH_ROWS = 16384
@@ -108,6 +109,9 @@ def ingest(
     ensure_table(store, storage)
     _drop_stages(store)
     existing = stored_parts(store)
+    todo = [p for p in checked if force or existing.get(p.number) != p.rows]
+    if todo:
+        space.require(store, _bytes_needed(store, todo), f"ingesting {len(todo)} part(s)", IngestError)
     report = IngestReport()
     # Background merges would compete with the ingest for CPU and memory; they resume afterwards.
     store.execute(f"SYSTEM STOP MERGES {store.table(TABLE)}")
@@ -156,6 +160,18 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
     indexed = f", {', '.join(ix['name'] for ix in indexes)} built" if indexes else ""
     progress.finish(f"part {part.number}: {part.rows:,} rows in {seconds:.1f} s{indexed}")
     return PartResult(part.number, part.rows, seconds, skipped=False)
+
+
+def _bytes_needed(store: Store, parts: list[CheckedPart]) -> int:
+    """Disk the parts will take: both embedding columns as stored, the metadata (at most its
+    parquet size) and, when ``laion`` has vector indexes, each part's graphs."""
+    per_value = 2 if stored_storage(store) == "bfloat16" else 4
+    indexes = [index_parameters(ix["type_full"]) for ix in index_definitions(store)]
+    total = 0
+    for part in parts:
+        total += part.rows * part.dim * per_value * 2 + part.part.metadata.stat().st_size
+        total += sum(space.index_bytes(part.rows, part.dim, q, m) for q, m in indexes)
+    return total
 
 
 def _drop_stages(store: Store) -> None:

@@ -1,0 +1,42 @@
+"""Disk space: what ingest and index builds will need, checked before they start.
+
+The engine reports its disks' free space (``system.disks``), on an embedded store and
+on a server alike. A run that would not fit stops before writing anything, with one
+line naming both numbers, instead of filling the disk halfway through a part or an
+index build.
+"""
+
+from __future__ import annotations
+
+from ..errors import LaionsearchError
+from ..store import Store
+
+#: Margin on top of the estimates: the engine's own files, marks, merges in flight.
+MARGIN = 1.15
+
+
+def free_bytes(store: Store) -> int:
+    """Free bytes on the disk that holds the store's tables (the smallest, if several)."""
+    rows = store.query("SELECT min(free_space) AS free FROM system.disks").to_pylist()
+    return int(rows[0]["free"])
+
+
+def index_bytes(rows: int, dim: int, quantization: str, m: int) -> int:
+    """An HNSW graph's size: rows x (dim x bytes per value + M x 8) (ClickHouse's docs)."""
+    per_value = {"f64": 8, "f32": 4, "f16": 2, "bf16": 2, "i8": 1, "b1": 0.125}[quantization]
+    return int(rows * (dim * per_value + m * 8))
+
+
+def require(store: Store, need: int, what: str, error: type[LaionsearchError]) -> None:
+    """Raise ``error`` if ``need`` bytes (plus the margin) do not fit on the store's disk."""
+    need = int(need * MARGIN)
+    free = free_bytes(store)
+    if need > free:
+        raise error(
+            f"{what} needs about {_gb(need)} on the store's disk, which has {_gb(free)} free; "
+            "free some space or use a --db on a larger disk"
+        )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
