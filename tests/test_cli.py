@@ -193,3 +193,31 @@ def test_whole_job_through_the_server_code_path(cli_store, parts_dir):
     assert hits[0]["id"] == 100000005 and len(hits) == 3
     rows = json.loads(run_cli("--db", db, "sql", "SELECT count() AS n FROM laion", "--format", "json").stdout)
     assert rows == [{"n": 4000}]
+
+
+@pytest.mark.slow
+def test_a_part_the_engine_sets_aside_is_reported_and_repaired(parts_dir, tmp_path):
+    import glob
+    import os
+
+    db = tmp_path / "db"
+    run_cli("ingest", str(parts_dir), db=db)
+    assert "no problems found" in run_cli("check", str(parts_dir), db=db).stdout
+    (folder,) = glob.glob(str(db / "store" / "*" / "*" / "1_*"))  # part 1's data part
+    data = os.path.join(folder, "data.bin")
+    os.truncate(data, os.path.getsize(data) - 1000)
+
+    info = run_cli("info", "--format", "json", db=db)
+    assert json.loads(info.stdout) == [{"part": 0, "rows": 2000}]
+    assert "WARNING: the engine set aside 1 damaged data part(s) (broken-on-start_1_" in info.stderr
+    checked = run_cli("check", str(parts_dir), "--format", "json", db=db, check=False)
+    assert checked.returncode == 1
+    problems = json.loads(checked.stdout)
+    assert {p["part"] for p in problems} == {1} and len(problems) == 2  # set aside; and missing against the release
+    assert all(p["fix"] == "re-ingest it: laionsearch ingest DIR --parts 1 --force" for p in problems)
+    assert "2 problem(s) found" in checked.stderr
+
+    run_cli("ingest", str(parts_dir), "--parts", "1", "--force", db=db)
+    assert json.loads(run_cli("info", "--format", "json", db=db).stdout) == [{"part": 0, "rows": 2000},
+                                                                             {"part": 1, "rows": 2000}]
+    assert "no problems found" in run_cli("check", str(parts_dir), db=db).stdout  # the damaged copy is gone too

@@ -283,3 +283,64 @@ def test_slow_work_is_bounded_and_never_starves_searches(web_store, tiny_clip):
         release.set()
         blocker.join(10)
     assert waiting.result(30).status_code == 200
+
+
+@pytest.mark.slow
+def test_serve_stops_promptly_on_sigterm_with_a_slow_fetch_in_flight(tmp_path, tiny_clip, parts_dir):
+    """A request stuck on a trickling image_url does not keep the server from stopping."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(60):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    trickle = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    trickle.daemon_threads = True
+    threading.Thread(target=trickle.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "db"
+    from .conftest import run_cli
+
+    run_cli("ingest", str(parts_dir), "--parts", "0", db=db)
+    server = subprocess.Popen([sys.executable, "-m", "laionsearch", "--db", str(db), "serve", "--port", str(port),
+                               "--model", tiny_clip, "--allow-private-image-urls"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{trickle.server_address[1]}/slow.png"
+        pending = ThreadPoolExecutor(1).submit(httpx.post, base + "/api/search", json={"image_url": url}, timeout=60)
+        time.sleep(2)  # the fetch is under way
+        assert not pending.done()
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+        assert time.monotonic() - started < 10
+    finally:
+        if server.poll() is None:
+            server.kill()
+        trickle.shutdown()
+        trickle.server_close()

@@ -580,6 +580,8 @@ def info(
     from .console import print_rows, stderr
     from ..schema import stored_dim, stored_parts, stored_storage
 
+    from ..ops.check import detached_parts
+
     _check_format(fmt)
     store = _store(ctx)
     parts = stored_parts(store)
@@ -588,7 +590,40 @@ def info(
         f"embeddings {stored_storage(store) or '-'}",
         highlight=False,
     )
+    detached = detached_parts(store) if parts or store.has_table("laion") else []
+    if detached:
+        stderr.print(f"WARNING: the engine set aside {len(detached)} damaged data part(s) "
+                     f"({', '.join(d['name'] for d in detached)}); `laionsearch check` says how to repair",
+                     highlight=False, markup=False)
     print_rows(pa.table({"part": list(parts), "rows": list(parts.values())}), fmt)
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    folder: Optional[Path] = typer.Argument(None, help="The release folder, to compare each part's row count with."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
+) -> None:
+    """Check the store: data parts the engine set aside, checksums of every part, row counts against the release.
+
+    Prints one row per problem with how to repair it; exit status 1 if there is any.
+
+    Example: laionsearch --db ./store check ./laion400m
+    """
+    import dataclasses
+
+    import pyarrow as pa
+
+    from ..ops.check import check_store
+    from .console import print_rows, stdout
+
+    _check_format(fmt)
+    problems = check_store(_store(ctx), folder)
+    if not problems:
+        stdout.print("no problems found", highlight=False)
+        return
+    print_rows(pa.Table.from_pylist([dataclasses.asdict(p) for p in problems]), fmt)
+    raise LaionsearchError(f"{len(problems)} problem(s) found; re-ingest the parts named above with --force")
 
 
 @app.command()

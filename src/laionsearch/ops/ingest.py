@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
 from . import space
+from .check import detached_parts
 from .index import build_indexes_on, index_definitions, index_parameters
 from ..release.layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from ..progress import Progress
@@ -151,6 +152,7 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
             build_indexes_on(store, stage, indexes)
         # The one step that makes the part visible: atomic, and replaces any older copy.
         store.execute(f"ALTER TABLE {store.table(TABLE)} REPLACE PARTITION {part.number:d} FROM {store.table(stage)}")
+        _drop_detached(store, part.number)
     except LaionsearchError as exc:
         progress.finish(f"part {part.number}: failed")
         raise IngestError(f"part {part.number}: {exc}") from None
@@ -172,6 +174,15 @@ def _bytes_needed(store: Store, parts: list[CheckedPart]) -> int:
         total += part.rows * part.dim * per_value * 2 + part.part.metadata.stat().st_size
         total += sum(space.index_bytes(part.rows, part.dim, q, m) for q, m in indexes)
     return total
+
+
+def _drop_detached(store: Store, number: int) -> None:
+    """Remove the data parts of part ``number`` that the engine set aside as damaged: the part
+    was just loaded again whole, so they are superseded (and would keep `check` failing)."""
+    for detached in detached_parts(store):
+        if detached["partition_id"] == str(number):
+            store.execute(f"ALTER TABLE {store.table(TABLE)} DROP DETACHED PART {{name:String}} "
+                          "SETTINGS allow_drop_detached = 1", {"name": detached["name"]})
 
 
 def _drop_stages(store: Store) -> None:
