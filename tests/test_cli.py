@@ -221,3 +221,14 @@ def test_a_part_the_engine_sets_aside_is_reported_and_repaired(parts_dir, tmp_pa
     assert json.loads(run_cli("info", "--format", "json", db=db).stdout) == [{"part": 0, "rows": 2000},
                                                                              {"part": 1, "rows": 2000}]
     assert "no problems found" in run_cli("check", str(parts_dir), db=db).stdout  # the damaged copy is gone too
+
+
+def test_db_naming_a_file_or_huge_parts_is_one_line(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not a store")
+    proc = run_cli("--db", str(afile), "info", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: store {afile} is a file, not a folder; give --db a folder "
+                                                 "(it is created if missing)"]
+    proc = run_cli("download", "--parts", "0-1000000000000", "--dest", str(tmp_path / "dl"), check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "99,999 at most" in proc.stderr

@@ -37,18 +37,25 @@ __all__ = ["MAX_UPLOAD_BYTES", "clip_available", "create_app", "decode_image"]
 
 
 def create_app(
-    store: Store, model: str | None = None, *, allow_private_urls: bool = False, slow: SlowWork | None = None
+    store: Store,
+    model: str | None = None,
+    *,
+    allow_private_urls: bool = False,
+    slow: SlowWork | None = None,
+    fetching: SlowWork | None = None,
 ) -> FastAPI:
     """The FastAPI application serving ``store`` (queries only; it never writes).
 
     ``model`` overrides the store's CLIP model. Searches run in the server's
-    thread pool on the store's connections, in parallel; CLIP encoding and image
-    fetching run in ``slow``, a small bounded pool (``guard.SlowWork``), so they
-    cannot starve searches or ``/api/health``. ``image_url`` is fetched only
-    from public addresses unless ``allow_private_urls`` (``urlfetch``).
+    thread pool on the store's connections, in parallel; CLIP encoding runs in
+    ``slow`` and image fetching in ``fetching``, two small bounded pools
+    (``guard.SlowWork``), so neither can starve searches, ``/api/health`` or each
+    other. ``image_url`` is fetched only from public addresses unless
+    ``allow_private_urls`` (``urlfetch``).
     """
     model = model or store.model
     slow = slow or SlowWork()
+    fetching = fetching or SlowWork(workers=4, waiting=8, deadline=30)
     app = FastAPI(title="laionsearch", description="Search LAION by text, image, vector or row.", version="0.1.0")
     app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -65,7 +72,8 @@ def create_app(
         if text is not None:
             return await slow.run(lambda: encoder().encode_text(text))
         if image_url is not None:
-            return await slow.run(lambda: encoder().encode_image(fetch(image_url, allow_private=allow_private_urls)))
+            data = await fetching.run(lambda: fetch(image_url, allow_private=allow_private_urls))
+            return await slow.run(lambda: encoder().encode_image(data))
         data = decode_image(image_b64)
         return await slow.run(lambda: encoder().encode_image(data))
 

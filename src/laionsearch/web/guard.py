@@ -3,8 +3,8 @@
 - ``BodyGuard`` (ASGI middleware) refuses a POST whose body is not declared JSON
   (415) and stops reading a body past ``max_bytes`` (413), counted as it
   arrives, whatever Content-Length says.
-- ``SlowWork`` runs CLIP encoding and image fetching on a few daemon threads
-  with a short queue. A request that finds the queue full is refused at once
+- ``SlowWork`` runs slow work (CLIP encoding; image fetching, in a pool of its
+  own) on a few daemon threads with a short queue. A request that finds the queue full is refused at once
   (503), and one that waits past its deadline gets 503 too, so slow requests
   never hold the threads that vector searches and ``/api/health`` use; the
   threads are daemons, so they never delay the server's exit.
@@ -91,12 +91,12 @@ class SlowWork:
         try:
             self._jobs.put_nowait((future, function, args))
         except queue.Full:
-            raise Refused("the server is busy encoding other queries; try again shortly", 503) from None
+            raise Refused("the server is busy with other text and image queries; try again shortly", 503) from None
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.deadline)
         except asyncio.TimeoutError:
             future.cancel()  # a job still queued is skipped
-            raise Refused(f"the query took longer than {self.deadline:.0f} s to encode", 503) from None
+            raise Refused(f"the query took longer than {self.deadline:.0f} s to encode or fetch", 503) from None
 
     def _work(self) -> None:
         while True:
