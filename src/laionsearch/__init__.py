@@ -1,8 +1,8 @@
-"""laionsearch: the LAION image-text collection, searchable on embedded ClickHouse.
+"""laionsearch: the LAION image-text collection, searchable on ClickHouse (embedded chDB or a server).
 
     import laionsearch as ls
 
-    store = ls.Store("./laionsearch-data")
+    store = ls.Store("./laionsearch-data")       # or ls.Store("http://user:password@host:8123/laion")
     ls.ingest(store, "./parts")
     ls.create_index(store, "image")
     hits = ls.search_like(store, 12, k=5, nsfw=["UNLIKELY"])
@@ -19,6 +19,7 @@ from .errors import (
     QueryError,
     StoreError,
 )
+from .ops.check import check_store
 from .ops.evaluate import evaluate
 from .ops.index import create_index, drop_index, index_status
 from .ops.ingest import IngestReport, ingest
@@ -45,6 +46,7 @@ __all__ = [
     "StoreError",
     "SynthSpec",
     "check_part",
+    "check_store",
     "create_index",
     "drop_index",
     "evaluate",

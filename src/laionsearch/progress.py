@@ -1,7 +1,7 @@
 """How long-running library work reports progress, without knowing who listens.
 
 Library functions take a ``Progress``; the base class itself is silent.
-The CLI passes a rich progress bar (see ``cli_output.RichProgress``).
+The CLI passes a rich progress bar (see ``cli.console.RichProgress``).
 """
 
 from __future__ import annotations
