@@ -195,3 +195,31 @@ def http_server_answering():
     yield f"http://127.0.0.1:{srv.server_address[1]}/", srv
     srv.shutdown()
     srv.server_close()
+
+
+class _FakeClient:
+    """Stands in for a clickhouse-connect client of a given server version and databases."""
+
+    def __init__(self, version, databases=("default",)):
+        self.server_version, self.databases = version, databases
+
+    def query_arrow(self, sql, parameters=None, **kw):
+        import pyarrow as pa
+
+        return pa.table({"n": [int(parameters["d"] in self.databases)]})
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("version, databases, message", [
+    ("23.8.2.7", ("laion",), "ClickHouse 23.8.2.7 is too old; laionsearch needs 25.8 or newer"),
+    ("26.9.2.1", ("default",), "the server has no database 'laion' (CREATE DATABASE laion first"),
+])
+def test_an_old_server_or_a_missing_database_is_one_line(monkeypatch, version, databases, message):
+    from laionsearch.engine import server
+
+    monkeypatch.setattr(server.ServerEngine, "_connect", lambda self: _FakeClient(version, databases))
+    with pytest.raises(StoreError) as err:
+        Store("http://alice:s3cret@db.example.org:8123/laion")
+    assert message in str(err.value) and "s3cret" not in str(err.value) and "\n" not in str(err.value)
