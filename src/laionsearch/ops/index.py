@@ -65,7 +65,10 @@ def create_index(
     ef_construction: int = DEFAULT_EF_CONSTRUCTION,
     progress: Progress | None = None,
 ) -> float:
-    """Add and materialise the HNSW index on ``column`` (image or text); return the seconds it took."""
+    """Add and materialise the HNSW index on ``column`` (image or text); return the seconds it took.
+
+    If the index exists with an unfinished build (a killed process's), that build is
+    followed to the end instead; its own parameters stay."""
     if column not in EMBEDDING_COLUMNS:
         raise ArgumentError(f"unknown column {column!r}; choose image or text")
     if quantization not in QUANTIZATIONS:
@@ -85,7 +88,8 @@ def create_index(
         # A build that a killed process left: the engine resumes it; follow it to the end.
         progress.finish(f"finishing the interrupted build of {name}")
         _followed.update(b["mutation_id"] for b in unfinished_builds(store, name))
-        store.execute(f"SYSTEM START MERGES {table}")
+        if store.engine.kind == "embedded":  # undo `pause_interrupted_builds` (this process only)
+            store.execute(f"SYSTEM START MERGES {table}")
     else:
         parts = data_parts(store)
         several = Counter(p["partition"] for p in parts)
