@@ -125,11 +125,11 @@ def api_child(db: Path, queries_file: Path, seconds: float) -> dict:
     return out
 
 
-def web_load(src: Path | None, store: Path, queries_file: Path, seconds: float, rows: int, clients: int = 20) -> dict:
-    """20 clients against `laionsearch serve` for ``seconds``: requests/s, latency percentiles, errors.
+def start_server(store: Path, rows: int, *options: str, src: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`laionsearch serve` on a free port, answering and warmed up: (process, base URL).
 
-    With wrk installed (Debian's `wrk`), wrk is the client (2 threads, 20 connections, web_load.lua);
-    otherwise 20 Python threads, which take a good part of the 2 cores themselves."""
+    The warm-up searches load the HNSW graph into the engine's cache (seconds at 1M rows),
+    which is not what the benchmarks measure."""
     import httpx
 
     with socket.socket() as s:
@@ -137,21 +137,31 @@ def web_load(src: Path | None, store: Path, queries_file: Path, seconds: float, 
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else dict(os.environ)
     server = subprocess.Popen(
-        [sys.executable, "-m", "laionsearch", "--db", str(store), "serve", "--port", str(port)],
+        [sys.executable, "-m", "laionsearch", "--db", str(store), "serve", "--port", str(port), *options],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(base + "/api/health", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    for j in range(20):
+        httpx.post(base + "/api/search", json={"like_id": int(j * 4999 % rows), "k": 10}, timeout=120)
+    return server, base
+
+
+def web_load(src: Path | None, store: Path, queries_file: Path, seconds: float, rows: int, clients: int = 20) -> dict:
+    """20 clients against `laionsearch serve` for ``seconds``: requests/s, latency percentiles, errors.
+
+    With wrk installed (Debian's `wrk`), wrk is the client (2 threads, 20 connections, web_load.lua);
+    otherwise 20 Python threads, which take a good part of the 2 cores themselves."""
+    import httpx
+
+    server, base = start_server(store, rows, src=src)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         queries = np.load(queries_file).tolist()
-        # The first searches load the HNSW graph into the engine's cache (seconds at 1M rows): not measured.
-        for j in range(20):
-            httpx.post(base + "/api/search", json={"like_id": int(j * 4999 % rows), "k": 10}, timeout=120)
         if shutil.which("wrk"):
             return wrk_load(base, queries, seconds, rows, clients, queries_file.parent)
         lock = threading.Lock()

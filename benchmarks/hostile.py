@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,10 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from concurrency import make_queries, prepare, wrk_load  # noqa: E402
+from concurrency import make_queries, prepare, start_server, wrk_load  # noqa: E402
 from bench_common import synthetic_part  # noqa: E402
 
 
@@ -67,23 +64,9 @@ def main() -> None:
     trickle = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
     trickle.daemon_threads = True
     threading.Thread(target=trickle.serve_forever, daemon=True).start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "laionsearch", "--db", str(store), "serve", "--port", str(port), "--model", str(model),
-         "--allow-private-image-urls"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(store, args.rows, "--model", str(model), "--allow-private-image-urls")
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(base + "/api/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        for j in range(20):  # load the HNSW graph and the model
-            httpx.post(base + "/api/search", json={"like_id": j * 4999 % args.rows, "k": 10}, timeout=120)
-        httpx.post(base + "/api/search", json={"text": "warm up", "k": 10}, timeout=120)
+        httpx.post(base + "/api/search", json={"text": "warm up", "k": 10}, timeout=120)  # loads the model
         calm = wrk_load(base, queries, args.seconds, args.rows, 20, args.work)
         outcomes: collections.Counter = collections.Counter()
         stop = threading.Event()
