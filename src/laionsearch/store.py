@@ -20,12 +20,12 @@ import pyarrow as pa
 
 from .clip import sqlfunctions
 from .engine import Engine, Target, open_engine, parse_target
+from .engine.base import READ_STATEMENT
 from .errors import QueryError, StoreError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUSY = "Error: Too many threads"
 _BUSY_RETRIES = 8
-_READ_ONLY = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|SHOW|DESCRIBE|DESC|EXISTS)\b", re.IGNORECASE)
 
 
 class Store:
@@ -84,7 +84,7 @@ class Store:
         ``encode_text('…')``/``encode_image('…')`` calls on literals are encoded
         once with this store's model and passed as parameters (``clip.sqlfunctions``).
         """
-        if not _READ_ONLY.match(sql):
+        if not READ_STATEMENT.match(sql):
             self.forget_facts()  # the statement may change what the cached facts describe
         sql, params = sqlfunctions.rewrite(sql, params or {}, self.encoder)
         for attempt in range(_BUSY_RETRIES):

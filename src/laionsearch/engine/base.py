@@ -8,6 +8,7 @@ in this process) and ``server`` (a ClickHouse server through clickhouse-connect)
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
@@ -21,6 +22,8 @@ from .target import Target
 
 C = TypeVar("C")
 DEFAULT_CONNECTIONS = 8
+#: Statements that return rows and change nothing (the rest may change tables, indexes, settings).
+READ_STATEMENT = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|SHOW|DESCRIBE|DESC|EXISTS)\b", re.IGNORECASE)
 
 
 class Engine(ABC):

@@ -15,13 +15,12 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import QueryError, StoreError, first_line
-from .base import DEFAULT_CONNECTIONS, Engine, Pool
+from .base import DEFAULT_CONNECTIONS, READ_STATEMENT, Engine, Pool
 from .params import plain
 from .target import Target
 
 #: vector_similarity indexes with the settings laionsearch uses, and {name:Type} parameters.
 MIN_VERSION = (25, 8)
-_RESULT_STATEMENT = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|SHOW|DESCRIBE|DESC|EXISTS)\b", re.IGNORECASE)
 _ENGINE_MESSAGE = re.compile(r"(Code: \d+\. DB::Exception: .*)")
 CONNECT_TIMEOUT = 10
 QUERY_TIMEOUT = 3600  # index builds and part swaps are single long statements
@@ -76,7 +75,7 @@ class ServerEngine(Engine):
         values = {k: plain(v) for k, v in params.items()}
         with self._pool.connection() as client:
             try:
-                if _RESULT_STATEMENT.match(sql):
+                if READ_STATEMENT.match(sql):
                     return client.query_arrow(sql, parameters=values, use_strings=True)
                 client.command(sql, parameters=values or None)
                 return pa.table({})
