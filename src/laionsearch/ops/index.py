@@ -83,11 +83,12 @@ def create_index(
     started = time.perf_counter()
     table = store.table(TABLE)
     if name in {s.name for s in index_status(store)}:
-        if not unfinished_builds(store, name):
+        interrupted = unfinished_builds(store, name)
+        if not interrupted:
             raise IndexingError(f"index {name} exists already; `laionsearch index drop --column {column}` first")
         # A build that a killed process left: the engine resumes it; follow it to the end.
         progress.finish(f"finishing the interrupted build of {name}")
-        _followed.update(b["mutation_id"] for b in unfinished_builds(store, name))
+        _followed.update(b["mutation_id"] for b in interrupted)
         if store.engine.kind == "embedded":  # undo `pause_interrupted_builds` (this process only)
             store.execute(f"SYSTEM START MERGES {table}")
     else:
@@ -180,9 +181,9 @@ def index_parameters(type_full: str) -> tuple[str, int]:
 
 def unfinished_builds(store: Store, name: str | None = None) -> list[dict]:
     """Unfinished ``MATERIALIZE INDEX`` mutations on ``laion`` (of index ``name``, or all):
-    mutation_id, index, parts_to_do."""
+    mutation_id, index, parts_to_do_names (the data parts still to build)."""
     rows = store.query(
-        "SELECT mutation_id, extract(command, 'MATERIALIZE INDEX (\\w+)') AS index, parts_to_do "
+        "SELECT mutation_id, extract(command, 'MATERIALIZE INDEX (\\w+)') AS index, parts_to_do_names "
         "FROM system.mutations WHERE database = {db:String} "
         "AND table = {t:String} AND NOT is_done AND position(command, 'MATERIALIZE INDEX') > 0",
         {"db": store.database, "t": TABLE},
@@ -190,8 +191,7 @@ def unfinished_builds(store: Store, name: str | None = None) -> list[dict]:
     return [r for r in rows if name is None or r["index"] == name]
 
 
-def _state(store: Store, name: str) -> str:
-    builds = unfinished_builds(store, name)
+def _state(store: Store, builds: list[dict]) -> str:
     if not builds:
         return "built"
     return "interrupted" if any(_interrupted(store, b) for b in builds) else "building"
@@ -227,32 +227,23 @@ def index_status(store: Store) -> list[IndexStatus]:
     """
     if not store.has_table(TABLE):
         return []
-    indexes = index_definitions(store)
-    parts = [p["name"] for p in data_parts(store)]
+    parts = {p["name"] for p in data_parts(store)}
+    builds = unfinished_builds(store)
     by_column = {v: k for k, v in EMBEDDING_COLUMNS.items()}
-    return [
-        IndexStatus(
+    statuses = []
+    for ix in index_definitions(store):
+        mine = [b for b in builds if b["index"] == ix["name"]]
+        statuses.append(IndexStatus(
             name=ix["name"],
             column=by_column.get(ix["expr"], ix["expr"]),
             definition=ix["type_full"],
-            state=_state(store, ix["name"]),
-            parts_indexed=len(set(parts) - _parts_to_build(store, ix["name"])),
+            state=_state(store, mine),
+            parts_indexed=len(parts.difference(*(b["parts_to_do_names"] for b in mine))),
             parts_total=len(parts),
             bytes_on_disk=int(ix["disk"]),
             bytes_in_memory=int(ix["mem"]),
-        )
-        for ix in indexes
-    ]
-
-
-def _parts_to_build(store: Store, name: str) -> set[str]:
-    """Data parts that an unfinished ``MATERIALIZE INDEX name`` has still to build."""
-    rows = store.query(
-        "SELECT arrayJoin(parts_to_do_names) AS part FROM system.mutations WHERE database = {db:String} "
-        "AND table = {t:String} AND NOT is_done AND position(command, {n:String}) > 0",
-        {"db": store.database, "t": TABLE, "n": f"MATERIALIZE INDEX {name}"},
-    )
-    return set(rows.column("part").to_pylist())
+        ))
+    return statuses
 
 
 def index_definitions(store: Store) -> list[dict]:
