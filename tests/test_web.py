@@ -16,6 +16,7 @@ from laionsearch.ops.index import create_index
 from laionsearch.web.app import MAX_UPLOAD_BYTES, create_app
 
 from .conftest import SMALL_ROWS
+from .local_http import start as start_local_http
 
 # What clip-retrieval's ClipClient sends (clip_retrieval/clip_client.py).
 CLIP_RETRIEVAL_REQUEST = {
@@ -169,24 +170,10 @@ def test_twenty_concurrent_clients_for_ten_seconds(live_server):
 
 
 def test_image_url_to_a_private_address_is_refused_without_contacting_it(client):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    hits = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv, hits = start_local_http()
     try:
-        for path, body in (("/api/search", {"image_url": f"http://127.0.0.1:{srv.server_address[1]}/x"}),
-                           ("/knn-service", {"image_url": f"http://2130706433:{srv.server_address[1]}/x"}),
+        for path, body in (("/api/search", {"image_url": f"http://127.0.0.1:{srv.server_address[1]}/missing"}),
+                           ("/knn-service", {"image_url": f"http://2130706433:{srv.server_address[1]}/missing"}),
                            ("/api/search", {"image_url": "http://169.254.169.254/latest/meta-data/"})):
             response = client.post(path, json=body)
             assert_error(response, 400, "refused")
@@ -292,26 +279,8 @@ def test_serve_stops_promptly_on_sigterm_with_a_slow_fetch_in_flight(tmp_path, t
     import socket
     import subprocess
     import sys
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    class Trickle(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-            try:
-                for _ in range(60):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                    time.sleep(0.5)
-            except OSError:
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    trickle = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    trickle.daemon_threads = True
-    threading.Thread(target=trickle.serve_forever, daemon=True).start()
+    trickle, _ = start_local_http()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -331,7 +300,7 @@ def test_serve_stops_promptly_on_sigterm_with_a_slow_fetch_in_flight(tmp_path, t
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        url = f"http://127.0.0.1:{trickle.server_address[1]}/slow.png"
+        url = f"http://127.0.0.1:{trickle.server_address[1]}/trickle"
         pending = ThreadPoolExecutor(1).submit(httpx.post, base + "/api/search", json={"image_url": url}, timeout=60)
         time.sleep(2)  # the fetch is under way
         assert not pending.done()
