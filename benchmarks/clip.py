@@ -4,9 +4,10 @@ Run by hand (not part of `make test`):
 
     .venv/bin/python benchmarks/clip.py --store bench-data/ann-store-1000000
 
-Measures model load time, text and image encode latency, images/s in batches of
-32, and end-to-end `search --text` latency (encode + ANN search, warm, in one
-process) on an indexed store, e.g. the 1M-row store `benchmarks/ann.py` builds.
+Measures, for each CLIP runtime (onnx, torch), model load time, text and image
+encode latency, images/s in batches of 32, and end-to-end `search --text` latency
+(encode + ANN search, warm, in one process) on an indexed store, e.g. the 1M-row
+store `benchmarks/ann.py` builds. The ONNX conversion is done before timing.
 """
 
 from __future__ import annotations
@@ -33,16 +34,14 @@ def main() -> None:
     from PIL import Image
 
     import laionsearch as ls
-    from laionsearch.clip.encoders import ClipEncoder
+    from laionsearch.clip.encoders import RUNTIMES, get_encoder
+    from laionsearch.clip.onnxexport import find_or_convert
     from laionsearch.clip.randomclip import save_random_clip
 
     work = Path(tempfile.mkdtemp(prefix="clip-bench-"))
-    save_random_clip(work / "vit-b-32", size="vit-b-32")
-    started = time.perf_counter()
-    encoder = ClipEncoder(str(work / "vit-b-32"))
-    encoder.encode_text("warm up")
-    load_s = time.perf_counter() - started
-    params = sum(p.numel() for p in encoder._model.parameters())
+    os.environ.setdefault("LAIONSEARCH_CACHE", str(work / "cache"))
+    model = str(save_random_clip(work / "vit-b-32", size="vit-b-32"))
+    find_or_convert(model)
     rng = np.random.default_rng(0)
     images = []
     for i in range(64):
@@ -50,6 +49,20 @@ def main() -> None:
         Image.fromarray((rng.random((480, 640, 3)) * 255).astype("uint8")).save(path, quality=90)
         images.append(path)
 
+    print(f"machine: {os.cpu_count()} cores; model: ViT-B/32 architecture (151 M parameters), random init")
+    print("| runtime | measure | value |")
+    print("|---|---|---:|")
+    for runtime in RUNTIMES:
+        started = time.perf_counter()
+        encoder = get_encoder(model, runtime)
+        encoder.encode_text("warm up")
+        encoder.encode_image(images[0])
+        load_s = time.perf_counter() - started
+        measure(ls, encoder, images, load_s, args)
+
+
+def measure(ls, encoder, images, load_s, args) -> None:
+    row = lambda measure, value: print(f"| {encoder.runtime} | {measure} | {value} |")  # noqa: E731
     text_ms = []
     for i in range(args.runs):
         t = time.perf_counter()
@@ -64,13 +77,10 @@ def main() -> None:
     encoder.encode_images(images)
     images_per_s = len(images) / (time.perf_counter() - t)
 
-    print(f"machine: {os.cpu_count()} cores; model: ViT-B/32 architecture, {params / 1e6:.0f} M parameters, random init")
-    print("| measure | value |")
-    print("|---|---:|")
-    print(f"| model load (first encode included) | {load_s:.1f} s |")
-    print(f"| text encode p50 / p95 | {percentiles(text_ms)[0]} / {percentiles(text_ms)[1]} ms |")
-    print(f"| image encode (640x480 JPEG) p50 / p95 | {percentiles(image_ms)[0]} / {percentiles(image_ms)[1]} ms |")
-    print(f"| images/s, batches of 32 | {images_per_s:.1f} |")
+    row("model load (first text and image encode included)", f"{load_s:.1f} s")
+    row("text encode p50 / p95", f"{percentiles(text_ms)[0]} / {percentiles(text_ms)[1]} ms")
+    row("image encode (640x480 JPEG) p50 / p95", f"{percentiles(image_ms)[0]} / {percentiles(image_ms)[1]} ms")
+    row("images/s, batches of 32", f"{images_per_s:.1f}")
     if args.store:
         store = ls.Store(args.store)
         rows = sum(ls.stored_parts(store).values())
@@ -85,8 +95,8 @@ def main() -> None:
             e2e_ms.append((end - t) * 1000)
             search_ms.append((end - t2) * 1000)
         p50, p95 = percentiles(e2e_ms)
-        print(f"| search --text end to end, {rows:,} rows, indexed, warm: p50 / p95 | {p50} / {p95} ms |")
-        print(f"| of which ANN search p50 | {percentiles(search_ms)[0]} ms |")
+        row(f"search --text end to end, {rows:,} rows, indexed, warm: p50 / p95", f"{p50} / {p95} ms")
+        row("of which ANN search p50", f"{percentiles(search_ms)[0]} ms")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,14 @@ from .fault_server import FaultServer
 SMALL_ROWS = 2000
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clip_cache(tmp_path_factory) -> Path:
+    """Converted CLIP models go to this session's folder (CLI subprocesses inherit it), not ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["LAIONSEARCH_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def store_path(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("store")

@@ -49,3 +49,20 @@ def test_search_then_more_like_this(browser, live_server):  # noqa: F811
     page.screenshot(path=str(SCREENSHOT / "search-more-like-this.png"), full_page=False)
     assert (SCREENSHOT / "search-more-like-this.png").stat().st_size > 10_000
     page.close()
+
+
+@pytest.mark.slow
+def test_store_view(browser, live_server, web_store):  # noqa: F811
+    from laionsearch import evaluate
+
+    evaluate(web_store, queries=8, efs=[16, 64, 256])
+    page = browser.new_page(viewport={"width": 1200, "height": 1100})
+    page.goto(live_server + "/")
+    page.click("#store-view summary")
+    page.wait_for_selector("#store-body table")
+    text = page.inner_text("#store-body")
+    assert "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64)" in text
+    assert "ef=256" in text and "exact" in text
+    page.wait_for_function("document.querySelector('#store-body img.plot').naturalWidth > 0")
+    page.screenshot(path=str(SCREENSHOT / "store-view.png"), full_page=True)
+    page.close()

@@ -1,6 +1,7 @@
 """The command line as a user runs it: separate processes, real store, real files."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -23,8 +24,8 @@ def cli_store(tmp_path_factory):
     """synth + ingest through the CLI, once for this module."""
     root = tmp_path_factory.mktemp("cli")
     run_cli("synth", str(root / "parts"), "--parts", "0-1", "--rows", "1500", "--seed", "3")
-    out = run_cli("ingest", str(root / "parts"), db=root / "db").stdout
-    assert "ingested 2 part(s), 3,000 rows" in out
+    proc = run_cli("ingest", str(root / "parts"), db=root / "db")
+    assert "ingested 2 part(s), 3,000 rows" in proc.stderr and proc.stdout == ""
     return root
 
 
@@ -90,6 +91,15 @@ def test_bad_input_gives_one_line_and_exit_1(cli_store, args, message):
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("args", [
+    ("info",), ("search", "--like-id", "7", "-k", "3"), ("index", "status"), ("check",),
+    ("sql", "SELECT count() AS n FROM laion"),  # eval: test_index_commands (it needs an index)
+])
+def test_json_output_is_exactly_one_document(cli_store, args):
+    proc = run_cli(*args, "--format", "json", db=cli_store / "db")
+    json.loads(proc.stdout)  # the whole of stdout: nothing human is mixed in (that goes to stderr)
+
+
 def test_help_explains_every_command_with_an_example():
     out = run_cli("--help").stdout
     for command in ("synth", "ingest", "search", "sql", "info", "demo"):
@@ -100,10 +110,18 @@ def test_help_explains_every_command_with_an_example():
 
 @pytest.mark.slow
 def test_demo_runs_from_scratch(tmp_path):
+    from laionsearch.ops.demo import GUIDE_SQL
+
     proc = run_cli("--db", str(tmp_path / "db"), "demo", "--dest", str(tmp_path / "parts"), "--rows", "3000")
-    assert "ingested 2 part(s), 6,000 rows" in proc.stdout
-    assert "NSFW = UNLIKELY" in proc.stdout
-    assert "an oil painting of a cat #12" in proc.stdout or "#12" in proc.stdout
+    out = proc.stdout
+    assert "ingested 2 part(s), 6,000 rows" in out
+    assert "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64): 2 of 2 data parts" in out
+    assert re.search(r"ef=64 +│ +0\.\d{3} ", out) and re.search(r"exact +│ +1\.000 ", out)  # recall per ef
+    assert "plan: exact" in out and "plan: ann" in out and "of the exact top 5" in out
+    assert GUIDE_SQL in out and "an oil painting of a cat #12" in out
+    assert f"--db {tmp_path / 'db'} serve --port 1234" in out and "get --parts 0-9" in out
+    again = run_cli("--db", str(tmp_path / "db"), "demo", "--dest", str(tmp_path / "parts"), "--rows", "3000").stdout
+    assert "2 part(s) already in the store" in again and "already built" in again
 
 
 def test_store_in_use_by_another_process_is_one_clear_line(cli_store):
@@ -142,8 +160,8 @@ def test_index_commands(parts_dir, tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown column 'audio'")
     bad = run_cli("index", "create", "--m", "0", db=db, check=False)
     assert bad.returncode == 1 and "--m must be at least 2" in bad.stderr
-    out = run_cli("index", "create", "--column", "both", "--m", "8", "--ef-construction", "32", db=db).stdout
-    assert "built image_index in" in out and "built text_index in" in out
+    proc = run_cli("index", "create", "--column", "both", "--m", "8", "--ef-construction", "32", db=db)
+    assert "built image_index in" in proc.stderr and "built text_index in" in proc.stderr and proc.stdout == ""
     status = cli_json("index", "status", db=db)
     assert [(s["name"], s["parts_indexed"] == s["parts_total"]) for s in status] == [
         ("image_index", True), ("text_index", True)]
@@ -151,9 +169,14 @@ def test_index_commands(parts_dir, tmp_path):
     assert "plan: ann" in proc.stderr and json.loads(proc.stdout)[0]["id"] == 7
     proc = run_cli("search", "--like-id", "7", "-k", "3", "--exact", "--explain", "--format", "json", db=db)
     assert "plan: exact" in proc.stderr
-    rows = cli_json("eval", "--queries", "10", "--ef", "16,64", db=db)
+    rows = cli_json("eval", "--queries", "10", "--ef", "16,64", "--plot", str(tmp_path / "recall.html"), db=db)
     assert [r["setting"] for r in rows] == ["ef=16", "ef=64", "exact"] and rows[-1]["recall"] == 1.0
-    assert "dropped text_index" in run_cli("index", "drop", "--column", "text", db=db).stdout
+    page = (tmp_path / "recall.html").read_text()
+    assert page.count("<circle") == 3 and "<title>ef=64</title>" in page and "<title>exact</title>" in page
+    bad = run_cli("eval", "--plot", str(tmp_path / "recall.gif"), db=db, check=False)
+    assert bad.returncode == 1 and "write .png, .html or .svg" in bad.stderr
+    proc = run_cli("index", "drop", "--column", "text", db=db)
+    assert "dropped text_index" in proc.stderr and proc.stdout == ""
     again = run_cli("index", "drop", "--column", "text", db=db, check=False)
     assert again.returncode == 1 and "there is no index text_index" in again.stderr
 
@@ -202,7 +225,7 @@ def test_a_part_the_engine_sets_aside_is_reported_and_repaired(parts_dir, tmp_pa
 
     db = tmp_path / "db"
     run_cli("ingest", str(parts_dir), db=db)
-    assert "no problems found" in run_cli("check", str(parts_dir), db=db).stdout
+    assert "no problems found" in run_cli("check", str(parts_dir), db=db).stderr
     (folder,) = glob.glob(str(db / "store" / "*" / "*" / "1_*"))  # part 1's data part
     data = os.path.join(folder, "data.bin")
     os.truncate(data, os.path.getsize(data) - 1000)
@@ -220,7 +243,7 @@ def test_a_part_the_engine_sets_aside_is_reported_and_repaired(parts_dir, tmp_pa
     run_cli("ingest", str(parts_dir), "--parts", "1", "--force", db=db)
     assert json.loads(run_cli("info", "--format", "json", db=db).stdout) == [{"part": 0, "rows": 2000},
                                                                              {"part": 1, "rows": 2000}]
-    assert "no problems found" in run_cli("check", str(parts_dir), db=db).stdout  # the damaged copy is gone too
+    assert "no problems found" in run_cli("check", str(parts_dir), db=db).stderr  # the damaged copy is gone too
 
 
 def test_db_naming_a_file_or_huge_parts_is_one_line(tmp_path):

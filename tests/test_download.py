@@ -144,7 +144,7 @@ def test_killed_download_resumes_instead_of_restarting(server, parts_dir, tmp_pa
     assert server.log[name][-1] == {"range": f"bytes={kept}-", "sent": size - kept}  # only the missing bytes
     assert len(server.log[name]) == 2
     assert hashlib.sha256((tmp_path / "dl" / name).read_bytes()).hexdigest() == manifest[name].sha256
-    assert "downloaded 1 file(s)" in out.stdout
+    assert "downloaded 1 file(s)" in out.stderr
 
 
 def test_cli_exit_status_says_whether_everything_arrived(server, tmp_path, manifest):
@@ -158,7 +158,7 @@ def test_cli_exit_status_says_whether_everything_arrived(server, tmp_path, manif
     assert last.startswith("error: downloaded 2 file(s)") and "1 FAILED: text_emb/text_emb_0.npy: SHA-256 mismatch" in last
     assert "downloaded img_emb/img_emb_0.npy" in failed.stderr  # one line per finished file when piped
     again = run_cli(*args)
-    assert "downloaded 1 file(s)" in again.stdout and "2 already complete" in again.stdout
+    assert "downloaded 1 file(s)" in again.stderr and "2 already complete" in again.stderr
 
 
 def test_cli_rejects_unknown_dataset_and_bad_kinds(tmp_path):

@@ -11,7 +11,7 @@ def test_embed_ingest_and_search_by_image(tiny_clip, photos, tmp_path):
     (tmp_path / "captions.tsv").write_text("file\tcaption\nphoto_1.png\ta \"red\" square\n")
     out = run_cli("embed", str(photos), str(tmp_path / "parts"), "--captions", str(tmp_path / "captions.tsv"),
                   "--part", "4", "--model", tiny_clip)
-    assert "wrote part 4: 6 image(s)" in out.stdout and "1 skipped" in out.stdout
+    assert "wrote part 4: 6 image(s)" in out.stderr and "1 skipped" in out.stderr
     assert "skipped notes.jpg" in out.stderr
     checked = check_part(find_parts(tmp_path / "parts")[0])
     assert (checked.number, checked.rows, checked.dim, checked.img.dtype.str) == (4, 6, 512, "<f2")

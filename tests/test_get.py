@@ -14,7 +14,7 @@ FINGERPRINT = (
 def test_get_matches_download_then_ingest_and_removes_raw_files(server, parts_dir, tmp_path, manifest):
     write_manifest(manifest, tmp_path / "m.tsv")
     common = ["--parts", "0-1", "--base-url", server.url, "--manifest", str(tmp_path / "m.tsv")]
-    out = run_cli("get", *common, "--dest", str(tmp_path / "raw"), db=tmp_path / "db-get").stdout
+    out = run_cli("get", *common, "--dest", str(tmp_path / "raw"), db=tmp_path / "db-get").stderr
     assert f"got 2 part(s)" in out and f"{2 * SMALL_ROWS:,} rows ingested" in out
     assert not [p for p in (tmp_path / "raw").rglob("*") if p.is_file()]
 
@@ -22,7 +22,7 @@ def test_get_matches_download_then_ingest_and_removes_raw_files(server, parts_di
     run_cli("ingest", str(tmp_path / "dl"), db=tmp_path / "db-two-step")
     assert cli_json("sql", FINGERPRINT, db=tmp_path / "db-get") == cli_json("sql", FINGERPRINT, db=tmp_path / "db-two-step")
 
-    again = run_cli("get", *common, "--dest", str(tmp_path / "raw"), db=tmp_path / "db-get").stdout
+    again = run_cli("get", *common, "--dest", str(tmp_path / "raw"), db=tmp_path / "db-get").stderr
     assert "2 part(s) already in the store" in again and "0.0 MB downloaded" in again
 
 

@@ -184,12 +184,12 @@ def test_a_build_killed_midway_is_reported_then_finished_or_cancelled(big_parts,
     hits = json.loads(run_cli("search", "--like-id", "7", "-k", "3", "--format", "json", db=db).stdout)
     assert hits[0]["id"] == 7 and len(hits) == 3
     dropped = run_cli("index", "drop", db=db)
-    assert "dropped image_index (cancelled its unfinished build)" in dropped.stdout
+    assert "dropped image_index (cancelled its unfinished build)" in dropped.stderr
     assert json.loads(run_cli("index", "status", "--format", "json", db=db).stdout) == []
 
     kill_a_build()
     created = run_cli("index", "create", db=db)
-    assert "finishing the interrupted build of image_index" in created.stderr and "built image_index" in created.stdout
+    assert "finishing the interrupted build of image_index" in created.stderr and "built image_index" in created.stderr
     (row,) = json.loads(run_cli("index", "status", "--format", "json", db=db).stdout)
     assert (row["state"], row["parts_indexed"], row["parts_total"]) == ("built", 1, 1)
     assert "'bf16', 32, 128)" in row["definition"]  # the interrupted build's own parameters

@@ -161,7 +161,7 @@ def test_killed_ingest_is_completed_exactly_once(kill_at, visible, parts_dir, tm
     # What a reader sees after the crash: only whole parts.
     seen = {r["part"]: r["rows"] for r in cli_json("info", db=db)}
     assert seen == visible
-    out = run_cli("ingest", str(parts_dir), db=db).stdout
+    out = run_cli("ingest", str(parts_dir), db=db).stderr
     assert f"ingested {2 - len(visible)} part(s)" in out
     (row,) = cli_json("sql", f"SELECT count() AS n, uniqExact(id) AS u FROM laion", db=db)
     assert row == {"n": 2 * SMALL_ROWS, "u": 2 * SMALL_ROWS}

@@ -68,6 +68,20 @@ def test_like_id_returns_that_row_first(loaded):
         assert result.column_names == ["id", "url", "caption", "NSFW", "similarity", "distance"]
 
 
+def test_a_result_is_its_arrow_table_and_an_image_grid_in_notebooks(loaded):
+    import pyarrow as pa
+
+    result = search_like(loaded, row_id(0, 12), k=7, exact=True)
+    assert result.plan == "exact" and len(result) == 7 and pa.table(result).equals(result.table)
+    assert result.to_pandas()["id"].tolist() == result.column("id").to_pylist()
+    html = result._repr_html_()
+    assert html.count("<img ") == 7 and html.count("<figure") == 7
+    assert "https://images.example.org/laion/0/12.jpg" in html and "distance 0.0000" in html
+    # Captions are text, never markup: a caption with markup shows escaped.
+    hostile = result.table.set_column(2, "caption", pa.array(["<script>alert(1)</script>"] * 7))
+    assert "<script>" not in type(result)(hostile)._repr_html_()
+
+
 def test_bad_requests_are_clear(loaded, store_path):
     with pytest.raises(QueryError, match="no row with id 42424242"):
         search_like(loaded, 42424242)

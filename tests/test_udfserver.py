@@ -33,8 +33,11 @@ def test_exported_scripts_answer_chunks_on_stdin(tiny_clip, photos, tmp_path):
     np.testing.assert_allclose(json.loads(line), encoder.encode_image(photos / "photo_0.png"), atol=1e-4)
 
 
-def test_configs_and_readme(tmp_path, tiny_clip):
+def test_configs_and_readme(tmp_path, tiny_clip, clip_cache):
     out = run_cli("udf", "export", str(tmp_path), "--model", tiny_clip, "--pool-size", "3").stdout
+    script = (tmp_path / "user_scripts" / "encode_text.py").read_text()
+    assert f"os.environ.setdefault(\"LAIONSEARCH_CACHE\", {str(clip_cache.resolve())!r})" in script
+    assert "the model's ONNX copy is in " + str(clip_cache.resolve()) in (tmp_path / "README.md").read_text()
     assert "encode_text_function.xml" in out
     config = (tmp_path / "encode_image_function.xml").read_text()
     for needle in ("<type>executable_pool</type>", "<name>encode_image</name>", "<return_type>Array(Float32)</return_type>",

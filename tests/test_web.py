@@ -58,6 +58,26 @@ def test_health_and_page(client):
     assert "/knn-service" in client.get("/openapi.json").json()["paths"]
 
 
+def test_store_view_shows_parts_indexes_and_the_last_eval(client, web_store):
+    from laionsearch import evaluate
+
+    view = client.get("/api/store").json()
+    assert view["rows"] == 2 * SMALL_ROWS and view["parts"] == [{"part": 0, "rows": SMALL_ROWS},
+                                                               {"part": 1, "rows": SMALL_ROWS}]
+    [index] = view["indexes"]
+    assert index["definition"] == "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64)"
+    assert index["parts_indexed"] == index["parts_total"] >= 1 and index["bytes_in_memory"] > 0
+    if view["last_eval"] is None:
+        assert_error(client.get("/api/store/eval.svg"), 404, "no eval recorded yet")
+    rows = evaluate(web_store, queries=8, efs=[16, 64])
+    last = client.get("/api/store").json()["last_eval"]
+    assert [r["setting"] for r in last["results"]] == ["ef=16", "ef=64", "exact"]
+    assert [r["recall"] for r in last["results"]] == [r.recall for r in rows]
+    assert last["queries"] == 8 and last["k"] == 10 and last["index"] == index["definition"]
+    plot = client.get("/api/store/eval.svg")
+    assert plot.headers["content-type"].startswith("image/svg+xml") and plot.text.count("<circle") == 3
+
+
 def test_search_by_every_kind_of_query(client, parts_dir, photos):
     rid = row_id(1, 30)
     by_id = client.post("/api/search", json={"like_id": rid, "k": 5}).json()

@@ -19,16 +19,49 @@ from .errors import (
     QueryError,
     StoreError,
 )
-from .ops.check import check_store
-from .ops.evaluate import evaluate
-from .ops.index import create_index, drop_index, index_status
-from .ops.ingest import IngestReport, ingest
-from .release.layouts import check_part, find_parts
-from .partspec import parse_parts
-from .schema import row_id, stored_dim, stored_parts
-from .ops.search import load_vector, plan_of, search, search_image, search_like, search_text, vector_of
-from .store import Store
-from .release.synth import SynthSpec, synth_parts
+
+# The rest is imported on first use, so `laionsearch --help` does not pay for pyarrow and the engine.
+_LAZY = {
+    "check_store": "ops.check",
+    "evaluate": "ops.evaluate",
+    "create_index": "ops.index",
+    "drop_index": "ops.index",
+    "index_status": "ops.index",
+    "IngestReport": "ops.ingest",
+    "ingest": "ops.ingest",
+    "check_part": "release.layouts",
+    "find_parts": "release.layouts",
+    "parse_parts": "partspec",
+    "row_id": "schema",
+    "stored_dim": "schema",
+    "stored_parts": "schema",
+    "load_vector": "ops.search",
+    "plan_of": "ops.search",
+    "search": "ops.search",
+    "SearchResult": "ops.results",
+    "search_image": "ops.search",
+    "search_like": "ops.search",
+    "search_text": "ops.search",
+    "vector_of": "ops.search",
+    "Store": "store",
+    "SynthSpec": "release.synth",
+    "synth_parts": "release.synth",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'laionsearch' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
@@ -42,6 +75,7 @@ __all__ = [
     "LaionsearchError",
     "PartError",
     "QueryError",
+    "SearchResult",
     "Store",
     "StoreError",
     "SynthSpec",

@@ -77,3 +77,33 @@ def _cell(value: Any) -> str:
 
 def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def to_html_grid(table: pa.Table, *, max_rows: int = 100) -> str:
+    """Result rows as an HTML grid of images with caption, distance and id (notebooks' ``_repr_html_``).
+
+    Only http(s) URLs become image sources; every value is escaped.
+    """
+    from html import escape
+
+    rows = rows_of(table.slice(0, max_rows))
+    cards = []
+    for row in rows:
+        url = str(row.get("url") or "")
+        picture = (f'<img src="{escape(url)}" loading="lazy" referrerpolicy="no-referrer" '
+                   'style="width:100%;height:150px;object-fit:cover;background:#eee" alt="">'
+                   if url.startswith(("http://", "https://")) else
+                   '<div style="height:150px;background:#eee"></div>')
+        facts = []
+        if row.get("distance") is not None:
+            facts.append(f"distance {row['distance']:.4f}")
+        if row.get("id") is not None:
+            facts.append(f"id {row['id']}")
+        cards.append(
+            '<figure style="margin:0;width:180px;font:12px sans-serif">'
+            f"{picture}<figcaption>{escape(str(row.get('caption') or ''))}"
+            f'<br><span style="color:#666">{escape(", ".join(facts))}</span></figcaption></figure>'
+        )
+    more = (f'<p style="font:12px sans-serif">… {table.num_rows - max_rows:,} more rows</p>'
+            if table.num_rows > max_rows else "")
+    return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(cards)}</div>{more}'

@@ -27,9 +27,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..ops.download import DownloadProgress, FileResult
 from ..formatting import to_csv, to_json, to_rich_table
-from ..progress import Progress
+from ..progress import DownloadProgress, Progress
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -40,8 +39,8 @@ def default_format() -> str:
     return "table" if sys.stdout.isatty() else "json"
 
 
-def print_rows(table: pa.Table, fmt: str | None = None) -> None:
-    """Print result rows in ``fmt`` (table, json or csv)."""
+def print_rows(table: pa.Table, fmt: str | None = None, console: Console | None = None) -> None:
+    """Print result rows in ``fmt`` (table, json or csv); a table goes to ``console`` (default stdout)."""
     fmt = fmt or default_format()
     if fmt == "json":
         sys.stdout.write(to_json(table) + "\n")
@@ -50,7 +49,7 @@ def print_rows(table: pa.Table, fmt: str | None = None) -> None:
     elif table.num_rows == 0:
         stderr.print("(no rows)")
     else:
-        stdout.print(to_rich_table(table))
+        (console or stdout).print(to_rich_table(table))
 
 
 class _Amount(ProgressColumn):
@@ -79,6 +78,11 @@ def live_bars(enabled: bool = True) -> Iterator[RichBar | None]:
     )
     with bars:
         yield bars
+
+
+def tell(message: str) -> None:
+    """A line for the person at the terminal, on stderr: stdout carries only results (one JSON document when piped)."""
+    stderr.print(message, highlight=False, markup=False)
 
 
 def say(bars: RichBar | None, message: str) -> None:
@@ -144,7 +148,7 @@ class RichDownloadProgress(DownloadProgress):
             self.bars.advance(self._files[name], nbytes)
             self.bars.advance(self._overall, nbytes)
 
-    def file_finished(self, result: FileResult) -> None:
+    def file_finished(self, result) -> None:
         with self._lock:
             task = self._files.pop(result.job.name, None)
             if self.bars is not None and task is not None:

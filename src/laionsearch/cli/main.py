@@ -104,7 +104,7 @@ def ingest(
 
     Example: laionsearch --db ./store ingest ./parts --parts 0-9
     """
-    from .console import RichProgress, live_bars, stdout
+    from .console import RichProgress, live_bars, tell
     from ..ops.ingest import ingest as ingest_parts
     from ..partspec import parse_parts
 
@@ -114,7 +114,7 @@ def ingest(
         report = ingest_parts(
             store, folder, numbers, force=force, batch_rows=batch_rows, storage=storage, progress=RichProgress(bars)
         )
-    stdout.print(report.summary(), highlight=False)
+    tell(report.summary())
 
 
 @app.command()
@@ -245,7 +245,7 @@ def download(
 
     Example: laionsearch download --parts 0-9 --dest ./laion400m --jobs 6
     """
-    from .console import RichDownloadProgress, live_bars, stdout
+    from .console import RichDownloadProgress, live_bars, tell
     from ..ops.download import RetryPolicy
     from ..ops.download import download as fetch_files
     from ..ops.download import part_jobs
@@ -260,7 +260,7 @@ def download(
         report = fetch_files(plan, workers=jobs, policy=RetryPolicy(attempts=attempts), progress=RichDownloadProgress(bars))
     if report.failed:
         raise DownloadError(report.summary())
-    stdout.print(report.summary(), highlight=False)
+    tell(report.summary())
 
 
 @app.command()
@@ -284,7 +284,7 @@ def get(
 
     Example: laionsearch --db ./store get --parts 0-9 --dest ./laion400m
     """
-    from .console import RichDownloadProgress, RichProgress, live_bars, stdout
+    from .console import RichDownloadProgress, RichProgress, live_bars, tell
     from ..ops.download import RetryPolicy
     from ..partspec import parse_parts
     from ..ops.get import get as get_parts
@@ -301,7 +301,7 @@ def get(
         )
     if report.failed:
         raise DownloadError(report.summary())
-    stdout.print(report.summary(), highlight=False)
+    tell(report.summary())
 
 
 index_app = typer.Typer(help="Create, inspect and drop HNSW vector indexes.", no_args_is_help=True)
@@ -326,7 +326,7 @@ def index_create(
 
     Example: laionsearch --db ./store index create --column both --m 32 --ef-construction 128
     """
-    from .console import RichProgress, live_bars, stdout
+    from .console import RichProgress, live_bars, tell
     from ..ops.index import columns_for, create_index, index_name
 
     store = _store(ctx)
@@ -336,7 +336,7 @@ def index_create(
                 store, col, quantization=quantization, m=m, ef_construction=ef_construction,
                 progress=RichProgress(bars, unit="parts"),
             )
-            stdout.print(f"built {index_name(col)} in {seconds:.1f} s", highlight=False)
+            tell(f"built {index_name(col)} in {seconds:.1f} s")
 
 
 @index_app.command("status")
@@ -377,14 +377,14 @@ def index_drop(
 
     Example: laionsearch --db ./store index drop --column text
     """
-    from .console import stdout
+    from .console import tell
     from ..ops.index import columns_for, drop_index, index_name
 
     store = _store(ctx)
     for col in columns_for(column):
         cancelled = drop_index(store, col)
         note = " (cancelled its unfinished build)" if cancelled else ""
-        stdout.print(f"dropped {index_name(col)}{note}", highlight=False)
+        tell(f"dropped {index_name(col)}{note}")
 
 
 @app.command("eval")
@@ -396,23 +396,30 @@ def evaluate(
     ef: str = typer.Option("32,64,128,256,512", "--ef", help="Candidate list sizes to compare."),
     queries_file: Optional[Path] = typer.Option(None, "--queries-file", help=".npy of query vectors (n, dim)."),
     seed: int = typer.Option(0, "--seed", help="Seed for picking query rows."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", metavar="FILE", help="Also draw recall against p50 latency per ef: FILE.png, .html or .svg."
+    ),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
 ) -> None:
     """Measure recall@k against exact search, and latency, of ANN search at each ef.
 
     Queries are stored rows' vectors, slightly perturbed (or --queries-file);
-    the exact answers are computed once in numpy over all stored vectors.
+    the exact answers are computed once in numpy over all stored vectors. The
+    run is kept in the store (the web page's store view shows the last one).
 
-    Example: laionsearch --db ./store eval --queries 200 -k 10 --ef 64,128,256
+    Example: laionsearch --db ./store eval --queries 200 -k 10 --ef 64,128,256 --plot recall.png
     """
     import dataclasses
 
     import pyarrow as pa
 
-    from .console import RichProgress, live_bars, print_rows
+    from .console import RichProgress, live_bars, print_rows, tell
     from ..ops.evaluate import evaluate as run_eval
+    from ..plots import Point, check_plot_path, write_plot
 
     _check_format(fmt)
+    if plot is not None:
+        check_plot_path(plot)
     try:
         efs = [int(v) for v in ef.split(",") if v.strip()]
     except ValueError:
@@ -425,6 +432,13 @@ def evaluate(
         )
     table = pa.Table.from_pylist([dataclasses.asdict(r) for r in rows])
     print_rows(table, fmt)
+    if plot is not None:
+        from ..schema import stored_parts
+
+        total = sum(stored_parts(store).values())
+        points = [Point(r.setting, r.recall, r.p50_ms) for r in rows]
+        write_plot(points, plot, f"recall@{k} against p50 latency: {column} index, {total:,} rows")
+        tell(f"wrote {plot}")
 
 
 @app.command()
@@ -522,7 +536,7 @@ def embed(
 
     Example: laionsearch embed ./photos ./my-parts --captions captions.tsv && laionsearch ingest ./my-parts
     """
-    from .console import RichProgress, live_bars, say
+    from .console import RichProgress, live_bars, say, tell
     from ..release.embed import embed_images, read_captions
 
     table = read_captions(captions) if captions else None
@@ -530,7 +544,7 @@ def embed(
         report = embed_images(images_dir, out_dir, captions=table, part=part, model=model, progress=RichProgress(bars, "images"))
         for name, reason in report.skipped.items():
             say(bars, f"skipped {name}: {reason}")
-    print(f"wrote part {report.part}: {report.rows} image(s) to {out_dir}" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
+    tell(f"wrote part {report.part}: {report.rows} image(s) to {out_dir}" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
 
 
 @app.command()
@@ -615,12 +629,14 @@ def check(
     import pyarrow as pa
 
     from ..ops.check import check_store
-    from .console import print_rows, stdout
+    from .console import default_format, print_rows, tell
 
     _check_format(fmt)
     problems = check_store(_store(ctx), folder)
     if not problems:
-        stdout.print("no problems found", highlight=False)
+        tell("no problems found")
+        if (fmt or default_format()) != "table":
+            print_rows(pa.Table.from_pylist([], pa.schema([("part", pa.int64()), ("problem", pa.string()), ("fix", pa.string())])), fmt)
         return
     print_rows(pa.Table.from_pylist([dataclasses.asdict(p) for p in problems]), fmt)
     raise LaionsearchError(f"{len(problems)} problem(s) found; re-ingest the parts named above with --force")
@@ -632,28 +648,26 @@ def demo(
     folder: Path = typer.Option(Path("laionsearch-demo"), "--dest", help="Where to write the synthetic parts."),
     rows: int = typer.Option(50_000, "--rows", help="Rows per synthetic part."),
 ) -> None:
-    """Synthesise two LAION-format parts, ingest them and run example searches.
+    """Show the whole job on two synthetic LAION-format parts: ingest, index, recall, search, the guide's SQL.
+
+    Takes about a minute on 2 cores; ends with the commands for the web page and for real LAION parts.
 
     Example: laionsearch --db ./demo-store demo --rows 50000
     """
     from .console import RichProgress, live_bars, print_rows, stdout
-    from ..ops.demo import run_demo
+    from ..ops.demo import Heading, Line, next_steps, run_demo
 
     store = _store(ctx)
     with live_bars() as bars:
-        result = run_demo(store, folder, rows=rows, progress=RichProgress(bars))
-    stdout.print(result.ingest.summary(), highlight=False)
-    stdout.print(f"\n[bold]Rows nearest to row {result.query_id}'s image vector (exact search):[/bold]")
-    print_rows(result.nearest, "table")
-    stdout.print("\n[bold]The same, keeping only NSFW = UNLIKELY:[/bold]")
-    print_rows(result.nearest_safe, "table")
-    stdout.print(
-        f"\nParts are in {result.parts_folder}, the store in {store.location}. Try:\n"
-        f"  laionsearch --db {store.target} search --like-id {result.query_id} --column text -k 5\n"
-        f"  laionsearch --db {store.target} sql \"SELECT NSFW, count() FROM laion GROUP BY NSFW\"",
-        highlight=False,
-        markup=False,
-    )
+        for shown in run_demo(store, folder, rows=rows, progress=RichProgress(bars)):
+            console = bars.console if bars is not None else stdout
+            if isinstance(shown, Heading):
+                console.print(f"\n[bold]{shown.text}[/bold]", highlight=False)
+            elif isinstance(shown, Line):
+                console.print(shown.text, highlight=False, markup=False)
+            else:
+                print_rows(shown.table, "table", console)
+    stdout.print("\n" + "\n".join(next_steps(store.target, folder)), highlight=False, markup=False)
 
 
 def main() -> None:

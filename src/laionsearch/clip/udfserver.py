@@ -37,6 +37,11 @@ def serve(kind: str, model: str | None = None, stdin: TextIO = sys.stdin, stdout
 
 SCRIPT = '''#!{python}
 # encode_{kind} for a ClickHouse server, written by `laionsearch udf export`.
+import os
+
+# The server's user reads the model's ONNX copy that `udf export` made (or uses torch: runtime "torch").
+os.environ.setdefault("LAIONSEARCH_CACHE", {cache!r})
+os.environ.setdefault("LAIONSEARCH_CLIP_RUNTIME", {runtime!r})
 from laionsearch.clip.udfserver import serve
 
 serve("{kind}", model={model!r})
@@ -70,7 +75,8 @@ Written by `laionsearch udf export` with model `{model}` and Python `{python}`.
    server's `user_scripts/` folder (`<user_scripts_path>` in its config, by default
    `/var/lib/clickhouse/user_scripts/`) and keep them executable. They run with the
    Python above, which must have `laionsearch[clip]` installed and the model
-   available (downloaded once into the Hugging Face cache, or a saved folder).
+   available (downloaded once into the Hugging Face cache, or a saved folder). With
+   the `{runtime}` runtime{converted}; the server's user must be able to read it.
 2. Copy `encode_text_function.xml` and `encode_image_function.xml` to a folder named
    by `<user_defined_executable_functions_config>` in the server config, e.g.
    `<user_defined_executable_functions_config>/etc/clickhouse-server/*_function.xml</user_defined_executable_functions_config>`,
@@ -99,22 +105,29 @@ this automatically.)
 
 
 def export_udfs(folder: str | Path, model: str | None = None, python: str | None = None, pool_size: int = 2) -> list[Path]:
-    """Write the server scripts, XML configs and a README into ``folder``; return the files."""
-    from .encoders import default_model
+    """Write the server scripts, XML configs and a README into ``folder``; return the files.
+
+    On the ONNX runtime the model is converted now, so that the server's workers only read the copy.
+    """
+    from .encoders import default_model, default_runtime
+    from .onnxexport import cache_root, find_or_convert
 
     folder = Path(folder)
     scripts = folder / "user_scripts"
     scripts.mkdir(parents=True, exist_ok=True)
     model = model or default_model()
     python = python or sys.executable
+    runtime = default_runtime()
+    converted = f", the model's ONNX copy is in {find_or_convert(model)}" if runtime == "onnx" else ""
     written = []
     for kind, argument in (("text", "text"), ("image", "path")):
         script = scripts / f"encode_{kind}.py"
-        script.write_text(SCRIPT.format(python=python, kind=kind, model=model))
+        script.write_text(SCRIPT.format(python=python, kind=kind, model=model, cache=str(cache_root().resolve()),
+                                        runtime=runtime))
         script.chmod(0o755)
         config = folder / f"encode_{kind}_function.xml"
         config.write_text(CONFIG.format(kind=kind, argument=argument, pool_size=pool_size))
         written += [script, config]
     readme = folder / "README.md"
-    readme.write_text(README.format(model=model, python=python))
+    readme.write_text(README.format(model=model, python=python, runtime=runtime, converted=converted))
     return written + [readme]

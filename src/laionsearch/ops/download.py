@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from ..errors import ArgumentError, PartError
+from ..progress import DownloadProgress
 from ..release.layouts import check_file
 from ..release.datasets import KINDS, Dataset, Expected, Manifest, builtin_manifest
 
@@ -89,22 +90,6 @@ class DownloadReport:
         if self.failed:
             text += f"; {len(self.failed)} FAILED: " + "; ".join(f"{f.job.name}: {f.error}" for f in self.failed)
         return text
-
-
-class DownloadProgress:
-    """Receives download progress from several threads at once; this base reports nothing."""
-
-    def begin(self, files: int, total_bytes: int | None) -> None:
-        """A download of ``files`` files (``total_bytes`` if known) begins."""
-
-    def file_started(self, name: str, size: int | None, have: int) -> None:
-        """Transfer of ``name`` starts (again); ``have`` bytes are already on disk."""
-
-    def advance(self, name: str, nbytes: int) -> None:
-        """``nbytes`` more bytes of ``name`` arrived."""
-
-    def file_finished(self, result: FileResult) -> None:
-        """``result.job`` is complete, skipped, or given up on."""
 
 
 class _Retry(Exception):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from ..errors import ArgumentError, IndexingError
+from ..errors import ArgumentError, IndexingError, QueryError
 from .index import indexed_columns
 from ..progress import Progress
 from ..schema import TABLE, as_float32, row_id, stored_dim, stored_parts
@@ -17,6 +20,8 @@ from .search import embedding_column, search
 from ..store import Store
 
 DEFAULT_EFS = (32, 64, 128, 256, 512)
+#: Where ``evaluate`` keeps its runs.
+EVALS = "laion_evals"
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,60 @@ def evaluate(
     progress.start("exact", min(exact_queries, len(vectors)))
     rows.append(_measure(store, column, vectors[:exact_queries], truth, k, "exact", dict(exact=True), progress))
     progress.finish()
+    _record(store, column, k, len(vectors), rows)
     return rows
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """A recorded ``evaluate`` run: when, on what, and its rows."""
+
+    at: str  # UTC, ISO 8601
+    column: str
+    k: int
+    queries: int
+    rows: int  # rows in the store then
+    index: str  # the index definition then
+    results: list[EvalRow]
+
+
+def last_eval(store: Store) -> EvalRun | None:
+    """The most recent ``evaluate`` run recorded in the store, or None."""
+    if not store.has_table(EVALS):
+        return None
+    table = store.query(
+        f"SELECT * FROM {store.table(EVALS)} WHERE at = (SELECT max(at) FROM {store.table(EVALS)}) ORDER BY position", {}
+    ).to_pylist()
+    if not table:
+        return None
+    first = table[0]
+    return EvalRun(
+        at=first["at"].strftime("%Y-%m-%dT%H:%M:%SZ"), column=first["column"], k=first["k"],
+        queries=first["queries"], rows=first["rows"], index=first["index_definition"],
+        results=[EvalRow(r["setting"], r["recall"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["qps"]) for r in table],
+    )
+
+
+def _record(store: Store, column: str, k: int, queries: int, rows: list[EvalRow]) -> None:
+    """Keep the run in the store (for the web page's store view); a read-only server user keeps nothing."""
+    from .index import index_status
+
+    definition = next((s.definition for s in index_status(store) if s.column == column), "")
+    total = sum(stored_parts(store).values())
+    try:
+        store.execute(
+            f"CREATE TABLE IF NOT EXISTS {store.table(EVALS)} (at DateTime64(3, 'UTC'), position UInt16, "
+            "column String, k UInt32, queries UInt32, rows UInt64, index_definition String, setting String, recall Float64, "
+            "p50_ms Float64, p95_ms Float64, p99_ms Float64, qps Float64) ENGINE = MergeTree ORDER BY (at, position)"
+        )
+        at = datetime.now(timezone.utc).replace(tzinfo=None)
+        store.insert_arrow(EVALS, pa.Table.from_pylist([
+            {"at": at, "position": i, "column": column, "k": k, "queries": queries, "rows": total,
+             "index_definition": definition, **dataclasses.asdict(row)} for i, row in enumerate(rows)
+        ]))
+    except QueryError as exc:
+        if not any(code in str(exc) for code in ("READONLY", "ACCESS_DENIED", "NOT_ENOUGH_PRIVILEGES")):
+            raise
 
 
 def _measure(store, column, vectors, truth, k, label, options, progress) -> EvalRow:

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .download import DownloadProgress, DownloadReport, RetryPolicy, download, part_jobs
+from .download import DownloadReport, RetryPolicy, download, part_jobs
 from ..errors import LaionsearchError
 from .ingest import IngestReport, ingest
-from ..progress import Progress
+from ..progress import DownloadProgress, Progress
 from ..schema import stored_parts
 from ..release.datasets import Dataset, Manifest
 from ..store import Store

@@ -18,6 +18,7 @@ from ..errors import ArgumentError, QueryError, StoreError
 from ..engine.params import vector_hex, vector_sql
 from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim
 from .index import indexed_columns
+from .results import SearchResult
 from ..store import Store
 
 NSFW_VALUES = ("UNLIKELY", "UNSURE", "NSFW")
@@ -80,7 +81,7 @@ def search(
     min_similarity: float | None = None,
     exact: bool = False,
     ef: int | None = None,
-) -> pa.Table:
+) -> SearchResult:
     """The ``k`` rows nearest to ``vector`` by cosine distance.
 
     Uses the column's HNSW index when there is one (approximate), unless
@@ -89,7 +90,9 @@ def search(
     ``min_similarity`` keeps rows whose caption-image similarity is at least
     that. With filters, k rows come back whenever k rows match (see
     ``plan_filtered``). Columns: id, url, caption, NSFW, similarity, distance
-    (ascending); the table's metadata ``laionsearch.plan`` says how it ran.
+    (ascending); ``result.plan`` (and the table's metadata ``laionsearch.plan``)
+    says how it ran. The result behaves as its Arrow table and shows as an
+    image grid in notebooks.
     """
     col = embedding_column(column)
     if not 1 <= k <= MAX_K:
@@ -164,19 +167,21 @@ def _ann_settings(k: int, ef: int | None) -> list[str]:
     return settings
 
 
-def _run(store: Store, sql: str, params: dict, plan: str, settings: list[str]) -> pa.Table:
+def _run(store: Store, sql: str, params: dict, plan: str, settings: list[str]) -> SearchResult:
     if settings:
         sql += " SETTINGS " + ", ".join(settings)
     result = store.query(sql, params)
-    return result.replace_schema_metadata({**(result.schema.metadata or {}), b"laionsearch.plan": plan.encode()})
+    return SearchResult(
+        result.replace_schema_metadata({**(result.schema.metadata or {}), b"laionsearch.plan": plan.encode()})
+    )
 
 
-def plan_of(result: pa.Table) -> str:
+def plan_of(result: SearchResult | pa.Table) -> str:
     """How a ``search`` result was computed: exact, ann, ann-postfilter xN, exact-prefilter."""
     return (result.schema.metadata or {}).get(b"laionsearch.plan", b"").decode()
 
 
-def search_text(store: Store, text: str, *, model: str | None = None, column: str = "image", **options) -> pa.Table:
+def search_text(store: Store, text: str, *, model: str | None = None, column: str = "image", **options) -> SearchResult:
     """Rows nearest to ``text`` encoded by CLIP (image embeddings by default; ``column="text"`` for captions).
 
     ``model`` overrides the store's CLIP model for this query."""
@@ -185,7 +190,7 @@ def search_text(store: Store, text: str, *, model: str | None = None, column: st
 
 def search_image(
     store: Store, image: str | Path | bytes, *, model: str | None = None, column: str = "image", **options
-) -> pa.Table:
+) -> SearchResult:
     """Rows nearest to an image (path, http(s) URL or bytes) encoded by CLIP."""
     return search(store, _encoder(store, model).encode_image(image), column=column, **options)
 
@@ -198,7 +203,7 @@ def _encoder(store: Store, model: str | None):
     return get_encoder(model)
 
 
-def search_like(store: Store, row_id: int, *, column: str = "image", **options) -> pa.Table:
+def search_like(store: Store, row_id: int, *, column: str = "image", **options) -> SearchResult:
     """Rows nearest to the stored row ``row_id`` (that row itself comes first)."""
     return search(store, vector_of(store, row_id, column), column=column, **options)
 

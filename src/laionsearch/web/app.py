@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -16,15 +17,17 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ArgumentError, EncoderError, IndexingError, LaionsearchError, QueryError, StoreError
 from ..formatting import rows_of
+from ..ops.evaluate import last_eval
 from ..ops.index import index_status
 from ..ops.search import plan_of, search, search_like
-from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts
+from ..plots import Point, layout, to_svg
+from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts, stored_storage
 from ..store import Store
 from ..urlfetch import fetch
 from .guard import BodyGuard, Refused, SlowWork
@@ -110,6 +113,32 @@ def create_app(
             "clip_reason": None if clip else "the [clip] extra (transformers, torch, pillow) is not installed",
             "model": model,
         }
+
+    @app.get("/api/store")
+    def store_view() -> dict:
+        """What the store holds: parts and rows, each vector index with its parameters and memory, the last eval."""
+        parts = stored_parts(store)
+        run = last_eval(store)
+        return {
+            "ok": True,
+            "location": store.location,
+            "rows": sum(parts.values()),
+            "dim": stored_dim(store),
+            "storage": stored_storage(store),
+            "parts": [{"part": p, "rows": n} for p, n in parts.items()],
+            "indexes": [dataclasses.asdict(s) for s in index_status(store)],
+            "last_eval": dataclasses.asdict(run) if run else None,
+        }
+
+    @app.get("/api/store/eval.svg", include_in_schema=False)
+    def last_eval_plot() -> Response:
+        """The last eval's recall against latency (404 before the first `laionsearch eval`)."""
+        run = last_eval(store)
+        if run is None:
+            return _error("no eval recorded yet: run `laionsearch eval` on this store", 404)
+        points = [Point(r.setting, r.recall, r.p50_ms) for r in run.results]
+        title = f"recall@{run.k} against p50 latency: {run.column} index, {run.rows:,} rows, {run.at}"
+        return Response(to_svg(layout(points, title)), media_type="image/svg+xml")
 
     @app.post("/api/search", response_class=JSONResponse)
     async def api_search(request: SearchRequest) -> JSONResponse:

@@ -27,6 +27,56 @@ async function health() {
   }
 }
 
+function table(headers, rows) {
+  const t = document.createElement("table");
+  const head = t.createTHead().insertRow();
+  for (const h of headers) { const th = document.createElement("th"); th.textContent = h; head.append(th); }
+  const body = t.createTBody();
+  for (const row of rows) {
+    const tr = body.insertRow();
+    for (const value of row) tr.insertCell().textContent = value;
+  }
+  return t;
+}
+
+function heading(text) { const h = document.createElement("h3"); h.textContent = text; return h; }
+
+async function storeView() {
+  const box = $("store-body");
+  try {
+    const r = await fetch("/api/store");
+    const s = await r.json();
+    if (!r.ok) { box.textContent = `Error: ${s.error}`; return; }
+    const mb = (bytes) => (bytes / 1e6).toFixed(1);
+    const parts = [heading(`${s.rows.toLocaleString()} rows in ${s.parts.length} part(s) · dim ${s.dim ?? "-"} · ` +
+                           `${s.storage ?? "-"} · ${s.location}`),
+      table(["part", "rows"], s.parts.map((p) => [p.part, p.rows.toLocaleString()])),
+      heading("Vector indexes")];
+    if (s.indexes.length) {
+      parts.push(table(["index", "definition", "state", "parts indexed", "MB in memory", "MB on disk"],
+        s.indexes.map((i) => [i.name, i.definition, i.state, `${i.parts_indexed} of ${i.parts_total}`,
+                              mb(i.bytes_in_memory), mb(i.bytes_on_disk)])));
+    } else parts.push(document.createTextNode("none: searches are exact (laionsearch index create)"));
+    parts.push(heading("Last eval"));
+    const e = s.last_eval;
+    if (e) {
+      parts.push(document.createTextNode(`${e.at} · ${e.column} · recall@${e.k} over ${e.queries} queries · ` +
+                                         `${e.rows.toLocaleString()} rows · ${e.index}`));
+      parts.push(table(["setting", "recall", "p50 ms", "p95 ms", "queries/s"],
+        e.results.map((x) => [x.setting, x.recall.toFixed(3), x.p50_ms.toFixed(1), x.p95_ms.toFixed(1), Math.round(x.qps)])));
+      const plot = document.createElement("img");
+      plot.src = "/api/store/eval.svg?at=" + encodeURIComponent(e.at);
+      plot.alt = "recall against latency per ef";
+      plot.className = "plot";
+      parts.push(plot);
+    } else parts.push(document.createTextNode("none yet (laionsearch eval)"));
+    box.className = "";
+    box.replaceChildren(...parts);
+  } catch (err) {
+    box.textContent = "store view not available";
+  }
+}
+
 function request() {
   const body = { column: $("column").value, k: Number($("k").value) || 10, exact: $("exact").checked };
   if ($("safe").checked) body.nsfw = ["UNLIKELY", "UNSURE"];
@@ -133,4 +183,5 @@ $("download").addEventListener("click", () => {
   a.href = URL.createObjectURL(blob); a.download = "laionsearch-results.json"; a.click();
   URL.revokeObjectURL(a.href);
 });
+$("store-view").addEventListener("toggle", () => { if ($("store-view").open) storeView(); });
 health();
