@@ -246,6 +246,30 @@ def test_a_part_the_engine_sets_aside_is_reported_and_repaired(parts_dir, tmp_pa
     assert "no problems found" in run_cli("check", str(parts_dir), db=db).stderr  # the damaged copy is gone too
 
 
+def test_a_store_this_user_cannot_write_is_one_line():
+    """As another user (nobody) on a store root made: the engine's own errors used to come first."""
+    import os
+    import shutil
+    import tempfile
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run as another user")
+    as_nobody = [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", sys.executable]
+    if subprocess.run(as_nobody + ["-c", "import laionsearch"], capture_output=True).returncode != 0:
+        pytest.skip("user nobody cannot read this checkout or its Python")
+    folder = tempfile.mkdtemp(prefix="ls-root-store-")
+    try:
+        os.chmod(folder, 0o755)
+        proc = subprocess.run(as_nobody + ["-m", "laionsearch", "--db", folder, "info"], capture_output=True, text=True,
+                              cwd="/", timeout=120)
+    finally:
+        shutil.rmtree(folder)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"error: store {folder}: this user (nobody) cannot write its folder; open it "
+                                        "as the user who created it, or give --db a folder of your own"]
+
+
 def test_db_naming_a_file_or_huge_parts_is_one_line(tmp_path):
     afile = tmp_path / "notes.txt"
     afile.write_text("not a store")

@@ -83,6 +83,23 @@ def test_reingest_is_a_no_op_and_force_does_not_duplicate(store, parts_dir):
     assert "already in the store" in again.summary()
 
 
+@pytest.mark.slow
+def test_reingesting_gives_the_disk_back_before_the_command_ends(parts_dir, tmp_path):
+    """Each command is its own process, as a user runs them: the replaced copy must be gone when it exits."""
+    db = tmp_path / "db"
+
+    def stored_bytes():
+        return sum(f.stat().st_size for f in (db / "store").rglob("*") if f.is_file())
+
+    run_cli("ingest", str(parts_dir), db=db)
+    first = stored_bytes()
+    for _ in range(3):
+        run_cli("ingest", str(parts_dir), "--force", db=db)
+    assert stored_bytes() < first * 1.1  # not 4 copies
+    leftover = cli_json("sql", "SELECT count() AS n FROM system.parts WHERE table = 'laion' AND NOT active", db=db)
+    assert leftover == [{"n": 0}]
+
+
 def test_small_batches_give_the_same_rows(store, parts_dir):
     ingest(store, parts_dir, [1], batch_rows=333)
     rows = stored_rows(store, 1)

@@ -63,6 +63,7 @@ def claim_path(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create store folder {path}: {exc.strerror}") from None
+    _check_writable(path)
     _check_not_locked(path)
     _claimed.add(path)
 
@@ -130,6 +131,24 @@ def _close_all() -> None:
     # from web-server threads): close connections while Python is still whole.
     for engine in list(_open):
         engine.close()
+
+
+def _check_writable(path: Path) -> None:
+    """Fail clearly if this user cannot write the store (the engine would print its own errors, then a vague one)."""
+    for item in (path, path / "status"):
+        if item.exists() and not os.access(item, os.R_OK | os.W_OK):
+            whose = "folder" if item == path else "files"
+            raise StoreError(f"store {path}: this user ({_user()}) cannot write its {whose}; open it as the user who "
+                             "created it, or give --db a folder of your own")
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
 
 
 def _check_not_locked(path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import ArgumentError, IndexingError, QueryError
 from ..progress import Progress
-from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, stored_dim
+from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, prompt_cleanup, stored_dim
 from ..store import Store
 from . import space
 
@@ -135,6 +135,8 @@ def compact(store: Store, progress: Progress | None = None) -> None:
             progress.finish(f"part {number}: merge failed")
             raise IndexingError(f"could not merge part {number}'s data parts before the build: {exc}") from None
         progress.advance(1)
+    if prompt_cleanup(store):
+        space.await_outdated_parts(store)  # the merged-away parts' disk, back before the build needs it
     progress.finish()
 
 

@@ -30,7 +30,7 @@ from .check import detached_parts
 from .index import build_indexes_on, index_definitions, index_parameters
 from ..release.layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from ..progress import Progress
-from ..schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, stored_dim, stored_parts, stored_storage
+from ..schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, prompt_cleanup, stored_dim, stored_parts, stored_storage
 from ..store import Store
 
 DEFAULT_BATCH_ROWS = 16384
@@ -108,6 +108,7 @@ def ingest(
         raise PartError(f"part {too_long[0]}: more than {ID_STRIDE - 1:,} rows, ids would collide")
 
     ensure_table(store, storage)
+    prompt_cleanup(store)  # an older table gets the settings now (effective from the next run)
     _drop_stages(store)
     existing = stored_parts(store)
     todo = [p for p in checked if force or existing.get(p.number) != p.rows]
@@ -124,6 +125,10 @@ def ingest(
             report.parts.append(_ingest_part(store, part, batch_rows, progress))
     finally:
         store.execute(f"SYSTEM START MERGES {store.table(TABLE)}")
+    if any(existing.get(p.part) for p in report.parts if not p.skipped):
+        if not (prompt_cleanup(store) and space.await_outdated_parts(store)):
+            progress.finish("the engine deletes the replaced copies of re-ingested parts in the next minutes "
+                            "(before the command ends from the next run on)")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -8,7 +8,10 @@ index build.
 
 from __future__ import annotations
 
+import time
+
 from ..errors import LaionsearchError
+from ..schema import TABLE
 from ..store import Store
 
 #: Margin on top of the estimates: the engine's own files, marks, merges in flight.
@@ -40,3 +43,22 @@ def require(store: Store, need: int, what: str, error: type[LaionsearchError]) -
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def await_outdated_parts(store: Store, timeout: float = 15.0) -> bool:
+    """Wait until the engine has deleted the data parts that replaced or merged ones left behind.
+
+    A command that ends sooner would leave them on disk until some later process keeps
+    the store open long enough. True if they are gone, False if ``timeout`` passed first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = store.query(
+            "SELECT count() AS n FROM system.parts WHERE database = {db:String} AND table = {t:String} AND NOT active",
+            {"db": store.database, "t": TABLE},
+        )
+        if rows.column("n")[0].as_py() == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
