@@ -160,9 +160,16 @@ def test_index_commands(parts_dir, tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown column 'audio'")
     bad = run_cli("index", "create", "--m", "0", db=db, check=False)
     assert bad.returncode == 1 and "--m must be at least 2" in bad.stderr
+    small = run_cli("--index-cache", "1MB", "index", "create", "--m", "8", "--ef-construction", "32", db=db,
+                    check=False)
+    assert small.returncode == 1 and "image_index will take ~4.4 MB in memory; the index cache holds 1.0 MB" in small.stderr
+    assert "--over-cache" in small.stderr and cli_json("index", "status", db=db) == []
     proc = run_cli("index", "create", "--column", "both", "--m", "8", "--ef-construction", "32", db=db)
     assert "built image_index in" in proc.stderr and "built text_index in" in proc.stderr and proc.stdout == ""
-    status = cli_json("index", "status", db=db)
+    assert re.search(r"text_index will take ~4\.4 MB in memory \(\d+\.\d MB with the other index\)", proc.stderr)
+    proc = run_cli("index", "status", "--format", "json", db=db)
+    assert "vector index cache: 0.0 MB loaded of 5.4 GB" in proc.stderr  # a new process: nothing loaded yet
+    status = json.loads(proc.stdout)
     assert [(s["name"], s["parts_indexed"] == s["parts_total"]) for s in status] == [
         ("image_index", True), ("text_index", True)]
     proc = run_cli("search", "--like-id", "7", "-k", "3", "--explain", "--format", "json", db=db)

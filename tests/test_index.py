@@ -104,6 +104,33 @@ def test_common_filter_uses_postfilter(indexed):
     assert result.num_rows == 10 and set(result.column("NSFW").to_pylist()) == {"UNLIKELY"}
 
 
+def test_warming_loads_every_graph_into_the_cache(indexed):
+    from laionsearch.ops.indexcache import cache_use, warm
+
+    warmed = warm(indexed)
+    (status,) = index_status(indexed)
+    # The cache is the engine's, shared by every store of the process: it holds at least this index.
+    assert warmed.cached >= 0.9 * status.bytes_in_memory
+    assert cache_use(indexed).size == 5 * 2**30  # the engine's default
+
+
+def test_rescoring_lifts_a_coarse_index(store, big_parts):
+    ingest(store, big_parts)
+    create_index(store, "image", quantization="b1", m=16, ef_construction=64)
+    queries = sample_queries(store, "image", 30, seed=4)
+    truth = exact_top_k(store, "image", queries, 10)
+
+    def recall(**options):
+        return np.mean([len(np.intersect1d(search(store, q, k=10, **options).column("id").to_numpy(), truth[i])) / 10
+                        for i, q in enumerate(queries)])
+
+    plain, rescored = recall(), recall(rescore=16)
+    assert rescored >= plain + 0.1, (plain, rescored)  # binary codes alone rank poorly
+    assert plan_of(search(store, queries[0], k=10, rescore=16)) == "ann-rescored x16"
+    with pytest.raises(ArgumentError, match="rescore must be between 1 and 100"):
+        search(store, queries[0], k=10, rescore=0)
+
+
 def test_k_above_the_engine_limit_keeps_using_the_index(indexed):
     query = sample_queries(indexed, "image", 1, seed=6)[0]
     result = search(indexed, query, k=1500, ef=2000)

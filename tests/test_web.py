@@ -64,6 +64,7 @@ def test_store_view_shows_parts_indexes_and_the_last_eval(client, web_store):
     view = client.get("/api/store").json()
     assert view["rows"] == 2 * SMALL_ROWS and view["parts"] == [{"part": 0, "rows": SMALL_ROWS},
                                                                {"part": 1, "rows": SMALL_ROWS}]
+    assert view["index_cache"]["size"] == 5 * 2**30 and view["index_cache"]["used"] >= 0
     [index] = view["indexes"]
     assert index["definition"] == "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64)"
     assert index["parts_indexed"] == index["parts_total"] >= 1 and index["bytes_in_memory"] > 0
@@ -76,6 +77,13 @@ def test_store_view_shows_parts_indexes_and_the_last_eval(client, web_store):
     assert last["queries"] == 8 and last["k"] == 10 and last["index"] == index["definition"]
     plot = client.get("/api/store/eval.svg")
     assert plot.headers["content-type"].startswith("image/svg+xml") and plot.text.count("<circle") == 3
+
+
+def test_rescoring_from_the_api(client):
+    rid = row_id(0, 40)
+    body = client.post("/api/search", json={"like_id": rid, "k": 5, "rescore": 4}).json()
+    assert body["plan"] == "ann-rescored x4" and body["results"][0]["id"] == rid
+    assert_error(client.post("/api/search", json={"like_id": rid, "rescore": 0}), 422, "rescore")
 
 
 def test_search_by_every_kind_of_query(client, parts_dir, photos):

@@ -22,6 +22,7 @@ from .clip import sqlfunctions
 from .engine import Engine, Target, open_engine, parse_target
 from .engine.base import READ_STATEMENT
 from .errors import QueryError, StoreError
+from .sizes import parse_size
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUSY = "Error: Too many threads"
@@ -46,12 +47,17 @@ class Store:
         *,
         model: str | None = None,
         engine: Engine | None = None,
+        index_cache: int | str | None = None,
     ):
         self.target: Target = engine.target if engine is not None else parse_target(db)
         chosen = database or self.target.database or "default"
         if not _IDENTIFIER.match(chosen):
             raise StoreError(f"bad database name {chosen!r}: use letters, digits and _")
-        self.engine = engine or open_engine(self.target)
+        if index_cache is None:
+            index_cache = os.environ.get("LAIONSEARCH_INDEX_CACHE") or None
+        self.engine = engine or open_engine(
+            self.target, index_cache=parse_size(index_cache, "index cache") if index_cache is not None else None
+        )
         self.database = chosen
         self.model = model
         self._facts: dict[str, tuple[float, Any]] = {}

@@ -29,12 +29,13 @@ class CliState:
     """What the global options chose; carried in typer's context to every command."""
 
     db: Optional[str] = None
+    index_cache: Optional[str] = None
 
 
 def _store(ctx: typer.Context, model: Optional[str] = None):
     from ..store import Store
 
-    return Store(ctx.obj.db, model=model)
+    return Store(ctx.obj.db, model=model, index_cache=ctx.obj.index_cache)
 
 
 def _check_format(fmt: Optional[str]) -> Optional[str]:
@@ -57,8 +58,16 @@ def _global(
         "http(s)://[user[:password]@]host[:port][/database] (user and password also from $CLICKHOUSE_USER, "
         "$CLICKHOUSE_PASSWORD). Default: $LAIONSEARCH_DB, else ./laionsearch-data.",
     ),
+    index_cache: Optional[str] = typer.Option(
+        None,
+        "--index-cache",
+        envvar="LAIONSEARCH_INDEX_CACHE",
+        metavar="SIZE",
+        help="Memory for vector index graphs in an embedded store, e.g. 16GB (default: the engine's 5 GiB). "
+        "Every graph a search uses must fit, or it is read from disk again.",
+    ),
 ) -> None:
-    ctx.obj = CliState(db=db)
+    ctx.obj = CliState(db=db, index_cache=index_cache)
 
 
 @app.command()
@@ -133,6 +142,10 @@ def search(
     ),
     exact: bool = typer.Option(False, "--exact", help="Brute force even if there is a vector index."),
     ef: Optional[int] = typer.Option(None, "--ef", help="HNSW candidate list size for this search (default 256)."),
+    rescore: Optional[int] = typer.Option(
+        None, "--rescore", metavar="N",
+        help="Take N x k candidates from the index and rank them by exact distance (for i8/b1 indexes).",
+    ),
     explain: bool = typer.Option(False, "--explain", help="Say on stderr how the search ran (ann, exact, filter plan)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
 ) -> None:
@@ -160,6 +173,7 @@ def search(
         min_similarity=min_similarity,
         exact=exact,
         ef=ef,
+        rescore=rescore,
     )
     store = _store(ctx, model)
     if like_id is not None:
@@ -317,6 +331,9 @@ def index_create(
     quantization: str = typer.Option("bf16", "--quantization", help="f64, f32, f16, bf16, i8 or b1."),
     m: int = typer.Option(64, "--m", help="HNSW connections per node (the guide's 64)."),
     ef_construction: int = typer.Option(256, "--ef-construction", help="Candidate list size while building (256)."),
+    over_cache: bool = typer.Option(
+        False, "--over-cache", help="Build even if the indexes will not fit in the engine's vector index cache."
+    ),
 ) -> None:
     """Build the guide's HNSW index (cosine distance) on the stored rows; searches then use it.
 
@@ -333,7 +350,7 @@ def index_create(
     with live_bars() as bars:
         for col in columns_for(column):
             seconds = create_index(
-                store, col, quantization=quantization, m=m, ef_construction=ef_construction,
+                store, col, quantization=quantization, m=m, ef_construction=ef_construction, over_cache=over_cache,
                 progress=RichProgress(bars, unit="parts"),
             )
             tell(f"built {index_name(col)} in {seconds:.1f} s")
@@ -352,11 +369,17 @@ def index_status(
 
     import pyarrow as pa
 
-    from .console import print_rows, stderr
+    from .console import print_rows, stderr, tell
     from ..ops.index import index_status as status_of
+    from ..ops.indexcache import cache_use
+    from ..sizes import human
 
     _check_format(fmt)
-    statuses = status_of(_store(ctx))
+    store = _store(ctx)
+    statuses = status_of(store)
+    cache = cache_use(store)
+    tell(f"vector index cache: {human(cache.used)} loaded of {human(cache.size)}; the indexes take "
+         f"{human(sum(s.bytes_in_memory for s in statuses))} when all loaded")
     rows = [dataclasses.asdict(s) for s in statuses]
     if not rows:
         stderr.print("no vector indexes (create one with `laionsearch index create`)")
@@ -439,6 +462,44 @@ def evaluate(
         points = [Point(r.setting, r.recall, r.p50_ms) for r in rows]
         write_plot(points, plot, f"recall@{k} against p50 latency: {column} index, {total:,} rows")
         tell(f"wrote {plot}")
+
+
+@app.command()
+def plan(
+    dataset: DatasetOption = "laion400m",
+    parts: Optional[str] = typer.Option(None, "--parts", help="Part numbers, e.g. 0-409. Default: the whole release."),
+    column: str = typer.Option("both", "--column", help="Indexed embeddings: image, text or both."),
+    quantization: str = typer.Option("bf16", "--quantization", help="Index quantization: f32, f16, bf16, i8 or b1."),
+    m: int = typer.Option(64, "--m", help="HNSW connections per node."),
+    ef_construction: int = typer.Option(256, "--ef-construction", help="Candidate list size while building."),
+    shards: int = typer.Option(1, "--shards", help="ClickHouse shards the parts are spread over."),
+    cores: int = typer.Option(2, "--cores", help="CPU cores per shard."),
+    ram: Optional[str] = typer.Option(None, "--ram", metavar="SIZE", help="RAM per shard, e.g. 256GB: says if it fits."),
+    storage: str = typer.Option("float32", "--storage", help="Embedding storage: float32 or bfloat16."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
+) -> None:
+    """Say what a choice will cost before it is made: download, disk, index memory, build and ingest time.
+
+    Formulas in docs/scale.md; constants measured on a 2-core machine, each line says where from.
+
+    Example: laionsearch plan --dataset laion400m --column both --quantization i8 --m 32 --shards 4 --cores 16 --ram 256GB
+    """
+    import dataclasses
+
+    import pyarrow as pa
+
+    from .console import print_rows
+    from ..ops.plan import make_plan
+    from ..partspec import parse_parts
+    from ..sizes import parse_size
+
+    _check_format(fmt)
+    lines = make_plan(
+        dataset, parse_parts(parts) if parts else None, column=column, quantization=quantization, m=m,
+        ef_construction=ef_construction, shards=shards, cores=cores,
+        ram=parse_size(ram, "--ram") if ram is not None else None, storage=storage,
+    )
+    print_rows(pa.Table.from_pylist([dataclasses.asdict(line) for line in lines]), fmt)
 
 
 @app.command()
@@ -563,9 +624,17 @@ def serve(
 
     Example: laionsearch --db ./store serve --port 1234   (then open http://127.0.0.1:1234/)
     """
+    from .console import tell
+    from ..ops.indexcache import warm
+    from ..sizes import human
     from ..web.app import create_app
 
-    app_ = create_app(_store(ctx, model), allow_private_urls=allow_private_image_urls)
+    store = _store(ctx, model)
+    if get is None:
+        # Before the first request: otherwise the first search of each index waits for its graphs to load.
+        warmed = warm(store)
+        tell(f"vector index cache: {human(warmed.cached)} of graphs loaded in {warmed.seconds:.1f} s")
+    app_ = create_app(store, allow_private_urls=allow_private_image_urls)
     if get is not None:
         from fastapi.testclient import TestClient
 

@@ -37,14 +37,14 @@ def embedded_connections() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-def open_embedded(target: Target, connections: int | None = None) -> "EmbeddedEngine":
-    """The process's engine for ``target.path`` (opened on first use)."""
+def open_embedded(target: Target, connections: int | None = None, index_cache: int | None = None) -> "EmbeddedEngine":
+    """The process's engine for ``target.path`` (opened on first use, with ``index_cache`` bytes of vector index cache)."""
     path = target.path
     with _engines_lock:
         engine = _engines.get(path)
         if engine is None:
             claim_path(path)
-            engine = _engines[path] = EmbeddedEngine(target, connections or embedded_connections())
+            engine = _engines[path] = EmbeddedEngine(target, connections or embedded_connections(), index_cache)
         return engine
 
 
@@ -74,17 +74,20 @@ class EmbeddedEngine(Engine):
     kind = "embedded"
     facts_ttl = None
 
-    def __init__(self, target: Target, connections: int):
+    def __init__(self, target: Target, connections: int, index_cache: int | None = None):
         super().__init__(target)
         import chdb  # heavy import, only when a store is opened
 
         self._chdb = chdb
+        # chDB takes server settings in its connection string; the engine's default cache is 5 GB.
+        self._dsn = str(target.path) if index_cache is None else (
+            f"file:{target.path}?vector_similarity_index_cache_size={int(index_cache)}")
         self._pool = Pool(self._connect, connections, first=self._connect())
         _open.add(self)
 
     def _connect(self):
         try:
-            return self._chdb.connect(str(self.target.path))
+            return self._chdb.connect(self._dsn)
         except Exception as exc:  # chDB raises RuntimeError with the engine's message
             raise StoreError(
                 f"cannot open store {self.target.path}: {first_line(exc)} (is another process using it? {SHARE_HINT})"

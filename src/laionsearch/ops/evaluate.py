@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ArgumentError, IndexingError, QueryError
-from .index import indexed_columns
+from .index import index_status, indexed_columns
 from ..progress import Progress
 from ..schema import TABLE, as_float32, row_id, stored_dim, stored_parts
 from .search import embedding_column, search
@@ -102,10 +102,8 @@ def last_eval(store: Store) -> EvalRun | None:
     )
 
 
-def _record(store: Store, column: str, k: int, queries: int, rows: list[EvalRow]) -> None:
+def _record(store: Store, column: str, k: int, queries: int, results: list[EvalRow]) -> None:
     """Keep the run in the store (for the web page's store view); a read-only server user keeps nothing."""
-    from .index import index_status
-
     definition = next((s.definition for s in index_status(store) if s.column == column), "")
     total = sum(stored_parts(store).values())
     try:
@@ -117,7 +115,7 @@ def _record(store: Store, column: str, k: int, queries: int, rows: list[EvalRow]
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         store.insert_arrow(EVALS, pa.Table.from_pylist([
             {"at": at, "position": i, "column": column, "k": k, "queries": queries, "rows": total,
-             "index_definition": definition, **dataclasses.asdict(row)} for i, row in enumerate(rows)
+             "index_definition": definition, **dataclasses.asdict(row)} for i, row in enumerate(results)
         ]))
     except QueryError as exc:
         if not any(code in str(exc) for code in ("READONLY", "ACCESS_DENIED", "NOT_ENOUGH_PRIVILEGES")):

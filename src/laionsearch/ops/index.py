@@ -17,7 +17,7 @@ from ..errors import ArgumentError, IndexingError, QueryError
 from ..progress import Progress
 from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, prompt_cleanup, stored_dim
 from ..store import Store
-from . import space
+from . import indexcache, space
 
 QUANTIZATIONS = ("f64", "f32", "f16", "bf16", "i8", "b1")
 #: The guide's parameters.
@@ -63,11 +63,14 @@ def create_index(
     quantization: str = DEFAULT_QUANTIZATION,
     m: int = DEFAULT_M,
     ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+    over_cache: bool = False,
     progress: Progress | None = None,
 ) -> float:
     """Add and materialise the HNSW index on ``column`` (image or text); return the seconds it took.
 
-    If the index exists with an unfinished build (a killed process's), that build is
+    Says what the index will take in memory, and refuses (IndexingError) when that and
+    the other index exceed the engine's vector index cache, unless ``over_cache``. If
+    the index exists with an unfinished build (a killed process's), that build is
     followed to the end instead; its own parameters stay."""
     if column not in EMBEDDING_COLUMNS:
         raise ArgumentError(f"unknown column {column!r}; choose image or text")
@@ -96,7 +99,10 @@ def create_index(
         several = Counter(p["partition"] for p in parts)
         merging = sum(p["bytes"] for p in parts if several[p["partition"]] > 1)
         rows = sum(p["rows"] for p in parts)
-        space.require(store, space.index_bytes(rows, dim, quantization, m) + merging, f"building {name}", IndexingError)
+        memory = space.index_bytes(rows, dim, quantization, m)
+        others = sum(s.bytes_in_memory for s in index_status(store))
+        progress.finish(indexcache.check_fits(store, memory, name, others=others, over_cache=over_cache))
+        space.require(store, memory + merging, f"building {name}", IndexingError)
         compact(store, progress)
         store.execute(
             f"ALTER TABLE {table} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("

@@ -24,6 +24,7 @@ from ..store import Store
 NSFW_VALUES = ("UNLIKELY", "UNSURE", "NSFW")
 MAX_K = 10_000
 MAX_EF = 100_000
+MAX_RESCORE = 100
 ENGINE_VECTOR_LIMIT = 1000  # the engine's default max_limit_for_vector_search_queries
 MIN_POSTFILTER_SELECTIVITY = 0.005
 MAX_CANDIDATES = 20_000  # beyond this many index candidates, exact search over the matches is cheaper
@@ -81,11 +82,14 @@ def search(
     min_similarity: float | None = None,
     exact: bool = False,
     ef: int | None = None,
+    rescore: int | None = None,
 ) -> SearchResult:
     """The ``k`` rows nearest to ``vector`` by cosine distance.
 
     Uses the column's HNSW index when there is one (approximate), unless
     ``exact``; ``ef`` sets the index's candidate list size for this search.
+    ``rescore`` N fetches N x k candidates from the index and ranks them by their
+    exact distance (for i8 and b1 indexes, whose own distances are coarse).
     ``nsfw`` keeps rows whose NSFW tag is one of the given values;
     ``min_similarity`` keeps rows whose caption-image similarity is at least
     that. With filters, k rows come back whenever k rows match (see
@@ -99,6 +103,8 @@ def search(
         raise ArgumentError(f"k must be between 1 and {MAX_K}, got {k}")
     if ef is not None and not 1 <= ef <= MAX_EF:
         raise ArgumentError(f"ef must be between 1 and {MAX_EF}, got {ef}")
+    if rescore is not None and not 1 <= rescore <= MAX_RESCORE:
+        raise ArgumentError(f"rescore must be between 1 and {MAX_RESCORE}, got {rescore}")
     target = _check_vector(store, vector)
     condition, params = _filters(nsfw, min_similarity)
     params.update(target=vector_hex(target), k=k)
@@ -109,16 +115,17 @@ def search(
     )
     if exact or column not in indexed_columns(store):
         return _run(store, sql, params, "exact", EXACT)
-    ann = _ann_settings(k, ef)
+    ann = _ann_settings(k, ef, rescore)
     if not condition:
-        return _run(store, sql, params, "ann", ann)
+        fetch = [f"vector_search_index_fetch_multiplier = {rescore:d}"] if rescore else []
+        return _run(store, sql, params, f"ann-rescored x{rescore}" if rescore else "ann", ann + fetch)
     selectivity = estimate_selectivity(store, condition, params)
     multiplier = plan_filtered(selectivity, k)
     if multiplier is None:
         return _run(store, sql, params, f"exact-prefilter (selectivity ~{selectivity:.2%})", EXACT)
     result = _run(
         store, sql, params, f"ann-postfilter x{multiplier} (selectivity ~{selectivity:.2%})",
-        ann + [POSTFILTER, f"vector_search_index_fetch_multiplier = {multiplier:d}"],
+        ann + [POSTFILTER, f"vector_search_index_fetch_multiplier = {min(multiplier * (rescore or 1), 1000):d}"],
     )
     if result.num_rows < k and _count(store, condition, params) > result.num_rows:
         # The index's candidates held too few matches: answer exactly rather than short.
@@ -157,10 +164,12 @@ def _count(store: Store, condition: str, params: dict) -> int:
     return int(rows.column("n")[0].as_py())
 
 
-def _ann_settings(k: int, ef: int | None) -> list[str]:
+def _ann_settings(k: int, ef: int | None, rescore: int | None = None) -> list[str]:
     settings = []
     if ef is not None:
         settings.append(f"hnsw_candidate_list_size_for_search = {ef:d}")
+    if rescore:
+        settings.append("vector_search_with_rescoring = 1")  # the caller sets the fetch multiplier
     if k > ENGINE_VECTOR_LIMIT:
         # Above this LIMIT the engine silently skips the index; raise it for this query instead.
         settings.append(f"max_limit_for_vector_search_queries = {k:d}")

@@ -12,6 +12,7 @@ import time
 
 from ..errors import LaionsearchError
 from ..schema import TABLE
+from ..sizes import human
 from ..store import Store
 
 #: Margin on top of the estimates: the engine's own files, marks, merges in flight.
@@ -36,13 +37,9 @@ def require(store: Store, need: int, what: str, error: type[LaionsearchError]) -
     free = free_bytes(store)
     if need > free:
         raise error(
-            f"{what} needs about {_gb(need)} on the store's disk, which has {_gb(free)} free; "
+            f"{what} needs about {human(need)} on the store's disk, which has {human(free)} free; "
             "free some space or use a --db on a larger disk"
         )
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 
 def await_outdated_parts(store: Store, timeout: float = 15.0) -> bool:

@@ -25,6 +25,7 @@ from ..errors import ArgumentError, EncoderError, IndexingError, LaionsearchErro
 from ..formatting import rows_of
 from ..ops.evaluate import last_eval
 from ..ops.index import index_status
+from ..ops.indexcache import cache_use
 from ..ops.search import plan_of, search, search_like
 from ..plots import Point, layout, to_svg
 from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts, stored_storage
@@ -119,6 +120,7 @@ def create_app(
         """What the store holds: parts and rows, each vector index with its parameters and memory, the last eval."""
         parts = stored_parts(store)
         run = last_eval(store)
+        cache = cache_use(store)
         return {
             "ok": True,
             "location": store.location,
@@ -127,6 +129,7 @@ def create_app(
             "storage": stored_storage(store),
             "parts": [{"part": p, "rows": n} for p, n in parts.items()],
             "indexes": [dataclasses.asdict(s) for s in index_status(store)],
+            "index_cache": {"size": cache.size, "used": cache.used},
             "last_eval": dataclasses.asdict(run) if run else None,
         }
 
@@ -143,7 +146,8 @@ def create_app(
     @app.post("/api/search", response_class=JSONResponse)
     async def api_search(request: SearchRequest) -> JSONResponse:
         """Nearest rows to a text, image, vector or stored row, with filters."""
-        options = dict(column=request.column, k=request.k, exact=request.exact, ef=request.ef, nsfw=request.nsfw,
+        options = dict(column=request.column, k=request.k, exact=request.exact, ef=request.ef,
+                       rescore=request.rescore, nsfw=request.nsfw,
                        min_similarity=request.min_similarity)
         queries = [request.text, request.image, request.image_url, request.vector, request.like_id]
         if sum(q is not None for q in queries) != 1:

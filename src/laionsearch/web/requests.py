@@ -47,6 +47,7 @@ class SearchRequest(BaseModel):
     k: StrictInt = Field(10, ge=1, le=MAX_K)
     exact: StrictBool = False
     ef: StrictInt | None = Field(None, ge=1, le=100_000)
+    rescore: StrictInt | None = Field(None, ge=1, le=100, description="fetch N x k candidates, rank by exact distance")
     nsfw: list[Annotated[str, Field(max_length=100)]] | None = Field(
         None, max_length=3, description="keep only these tags: UNLIKELY, UNSURE, NSFW"
     )

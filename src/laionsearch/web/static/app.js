@@ -52,6 +52,8 @@ async function storeView() {
                            `${s.storage ?? "-"} · ${s.location}`),
       table(["part", "rows"], s.parts.map((p) => [p.part, p.rows.toLocaleString()])),
       heading("Vector indexes")];
+    parts.push(document.createTextNode(`vector index cache: ${mb(s.index_cache.used)} MB loaded of ` +
+                                       `${mb(s.index_cache.size)} MB`));
     if (s.indexes.length) {
       parts.push(table(["index", "definition", "state", "parts indexed", "MB in memory", "MB on disk"],
         s.indexes.map((i) => [i.name, i.definition, i.state, `${i.parts_indexed} of ${i.parts_total}`,
