@@ -37,6 +37,8 @@ class Store:
     (default: the URL's, else ``default``) and is created if missing, so several
     independent stores can share one engine. ``model`` is the CLIP model for
     text and image queries (default ``$LAIONSEARCH_MODEL``, else ViT-B/32).
+    ``index_cache`` (bytes or e.g. ``"16GB"``; default ``$LAIONSEARCH_INDEX_CACHE``)
+    sizes an embedded engine's vector index cache.
     Safe to use from several threads: statements run in parallel.
     """
 

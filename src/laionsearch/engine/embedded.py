@@ -79,7 +79,7 @@ class EmbeddedEngine(Engine):
         import chdb  # heavy import, only when a store is opened
 
         self._chdb = chdb
-        # chDB takes server settings in its connection string; the engine's default cache is 5 GB.
+        # chDB takes server settings in its connection string; the engine's default cache is 5 GiB.
         self._dsn = str(target.path) if index_cache is None else (
             f"file:{target.path}?vector_similarity_index_cache_size={int(index_cache)}")
         self._pool = Pool(self._connect, connections, first=self._connect())
