@@ -14,7 +14,8 @@ import pytest
 from laionsearch import ArgumentError, IndexingError, Store, SynthSpec, ingest, row_id, search, synth_parts
 from laionsearch.ops.evaluate import evaluate, exact_top_k, sample_queries
 from laionsearch.ops.index import create_index, drop_index, index_status
-from laionsearch.ops.search import plan_filtered, plan_of
+from laionsearch.ops.results import plan_of
+from laionsearch.ops.search import plan_filtered
 
 from .conftest import run_cli
 

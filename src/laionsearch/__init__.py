@@ -36,7 +36,7 @@ _LAZY = {
     "stored_dim": "schema",
     "stored_parts": "schema",
     "load_vector": "ops.search",
-    "plan_of": "ops.search",
+    "plan_of": "ops.results",
     "search": "ops.search",
     "SearchResult": "ops.results",
     "search_image": "ops.search",

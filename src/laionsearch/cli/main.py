@@ -159,7 +159,8 @@ def search(
     Example: laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
     """
     from .console import print_rows, stderr
-    from ..ops.search import load_vector, plan_of
+    from ..ops.results import plan_of
+    from ..ops.search import load_vector
     from ..ops.search import search as search_vector
     from ..ops.search import search_image, search_like, search_text
 

@@ -23,7 +23,8 @@ from ..store import Store
 from .evaluate import evaluate
 from .index import create_index, index_status
 from .ingest import ingest
-from .search import plan_of, search_like, vector_of
+from .results import plan_of
+from .search import search_like, vector_of
 
 DEMO_PARTS = (0, 1)
 DEMO_ROWS = 50_000

@@ -108,7 +108,7 @@ def ingest(
         raise PartError(f"part {too_long[0]}: more than {ID_STRIDE - 1:,} rows, ids would collide")
 
     ensure_table(store, storage)
-    prompt_cleanup(store)  # an older table gets the settings now (effective from the next run)
+    prompt = prompt_cleanup(store)  # an older table gets the settings now (effective from the next run)
     _drop_stages(store)
     existing = stored_parts(store)
     todo = [p for p in checked if force or existing.get(p.number) != p.rows]
@@ -126,7 +126,7 @@ def ingest(
     finally:
         store.execute(f"SYSTEM START MERGES {store.table(TABLE)}")
     if any(existing.get(p.part) for p in report.parts if not p.skipped):
-        if not (prompt_cleanup(store) and space.await_outdated_parts(store)):
+        if not (prompt and space.await_outdated_parts(store)):
             progress.finish("the engine deletes the replaced copies of re-ingested parts in the next minutes "
                             "(before the command ends from the next run on)")
     report.seconds = time.perf_counter() - started

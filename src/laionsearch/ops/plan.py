@@ -15,7 +15,7 @@ from ..errors import ArgumentError
 from ..release.datasets import builtin_manifest, dataset as find_dataset
 from ..sizes import human
 from .index import QUANTIZATIONS
-from .space import index_bytes
+from .space import BYTES_PER_VALUE, index_bytes
 
 #: LAION-5B subsets: rows (LAION's announcement), embedding dimension (ViT-L/14) and part count
 #: (laion2B-en: img_emb_0000-2313; the others estimated at ~1M rows per part).
@@ -152,7 +152,8 @@ def _build_seconds(quantization: str, m: int, ef_construction: int) -> tuple[flo
 
 
 def _bytes_per_value(quantization: str) -> str:
-    return {"f64": "8", "f32": "4", "f16": "2", "bf16": "2", "i8": "1", "b1": "1/8"}[quantization]
+    value = BYTES_PER_VALUE[quantization]
+    return f"1/{round(1 / value)}" if value < 1 else f"{value:g}"
 
 
 def _duration(seconds: float) -> str:

@@ -9,6 +9,19 @@ import pyarrow as pa
 from ..formatting import to_html_grid
 
 
+PLAN_KEY = b"laionsearch.plan"
+
+
+def with_plan(table: pa.Table, plan: str) -> "SearchResult":
+    """``table`` as a search result whose metadata says it ran with ``plan``."""
+    return SearchResult(table.replace_schema_metadata({**(table.schema.metadata or {}), PLAN_KEY: plan.encode()}))
+
+
+def plan_of(result: "SearchResult | pa.Table") -> str:
+    """How a ``search`` result was computed: exact, ann, ann-rescored xN, ann-postfilter xN, exact-prefilter."""
+    return (result.schema.metadata or {}).get(PLAN_KEY, b"").decode()
+
+
 class SearchResult:
     """The rows of a search (``.table``, an Arrow table: id, url, caption, NSFW, similarity, distance).
 
@@ -24,7 +37,7 @@ class SearchResult:
     @property
     def plan(self) -> str:
         """How it ran: exact, ann, ann-postfilter xN or exact-prefilter."""
-        return (self.table.schema.metadata or {}).get(b"laionsearch.plan", b"").decode()
+        return plan_of(self.table)
 
     def to_arrow(self) -> pa.Table:
         return self.table

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from ..errors import ArgumentError, QueryError, StoreError
 from ..engine.params import vector_hex, vector_sql
 from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim
 from .index import indexed_columns
-from .results import SearchResult
+from .results import SearchResult, with_plan
 from ..store import Store
 
 NSFW_VALUES = ("UNLIKELY", "UNSURE", "NSFW")
@@ -180,14 +179,8 @@ def _run(store: Store, sql: str, params: dict, plan: str, settings: list[str]) -
     if settings:
         sql += " SETTINGS " + ", ".join(settings)
     result = store.query(sql, params)
-    return SearchResult(
-        result.replace_schema_metadata({**(result.schema.metadata or {}), b"laionsearch.plan": plan.encode()})
-    )
+    return with_plan(result, plan)
 
-
-def plan_of(result: SearchResult | pa.Table) -> str:
-    """How a ``search`` result was computed: exact, ann, ann-postfilter xN, exact-prefilter."""
-    return (result.schema.metadata or {}).get(b"laionsearch.plan", b"").decode()
 
 
 def search_text(store: Store, text: str, *, model: str | None = None, column: str = "image", **options) -> SearchResult:

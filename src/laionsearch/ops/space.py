@@ -25,10 +25,13 @@ def free_bytes(store: Store) -> int:
     return int(rows[0]["free"])
 
 
+#: Bytes per vector component in an HNSW graph, by the index's quantization.
+BYTES_PER_VALUE = {"f64": 8, "f32": 4, "f16": 2, "bf16": 2, "i8": 1, "b1": 0.125}
+
+
 def index_bytes(rows: int, dim: int, quantization: str, m: int) -> int:
     """An HNSW graph's size: rows x (dim x bytes per value + M x 8) (ClickHouse's docs)."""
-    per_value = {"f64": 8, "f32": 4, "f16": 2, "bf16": 2, "i8": 1, "b1": 0.125}[quantization]
-    return int(rows * (dim * per_value + m * 8))
+    return int(rows * (dim * BYTES_PER_VALUE[quantization] + m * 8))
 
 
 def require(store: Store, need: int, what: str, error: type[LaionsearchError]) -> None:

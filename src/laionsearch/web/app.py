@@ -26,7 +26,8 @@ from ..formatting import rows_of
 from ..ops.evaluate import last_eval
 from ..ops.index import index_status
 from ..ops.indexcache import cache_use
-from ..ops.search import plan_of, search, search_like
+from ..ops.results import plan_of
+from ..ops.search import search, search_like
 from ..plots import Point, layout, to_svg
 from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts, stored_storage
 from ..store import Store
