@@ -1,4 +1,4 @@
-"""The web page in real headless Chromium (Debian's), driven by Playwright: search, see cards, more like this."""
+"""The web page in real headless Chromium (Debian's), driven by Playwright: search, cards, more/less like this."""
 
 import os
 import shutil
@@ -27,27 +27,53 @@ def browser():
         browser.close()
 
 
+def _ids(page) -> list[str]:
+    return page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.id)")
+
+
+def _chips(page) -> list[str]:
+    return page.eval_on_selector_all(".chip", "chips => chips.map(c => c.firstChild.textContent)")
+
+
 @pytest.mark.slow
-def test_search_then_more_like_this(browser, live_server):  # noqa: F811
+def test_search_then_more_and_less_like_this(browser, live_server):  # noqa: F811
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(live_server + "/")
     page.wait_for_function("document.getElementById('status').textContent.includes('rows')")
     page.fill("#query-text", "a photo of a cat")
     page.click("#search-button")
     page.wait_for_selector(".card")
-    first_ids = page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.id)")
-    assert len(first_ids) == 20
+    first_ids = _ids(page)
+    assert len(first_ids) == 20 and _chips(page) == ["more like “a photo of a cat”"]
     assert "result(s)" in page.inner_text("#message")
     # Dead image URLs (these are example.org) fall back to the placeholder.
     page.wait_for_function("[...document.querySelectorAll('.card img')].some(i => i.src.startsWith('data:image/svg'))")
+
+    # "more like this" adds the row to the query, shown as a chip; the results move towards it.
     target = first_ids[3]
     page.click(f".card[data-id='{target}'] button.more")
-    page.wait_for_function(f"document.querySelector('.card').dataset.id === '{target}'")
-    second_ids = page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.id)")
-    assert second_ids[0] == target and second_ids != first_ids
+    page.wait_for_function(f"document.querySelectorAll('.chip').length === 2 && "
+                           f"document.querySelector('.card').dataset.id === '{target}'")
+    assert _chips(page) == ["more like “a photo of a cat”", f"more like row {target}"]
+    with_row = _ids(page)
+    assert with_row != first_ids
+
+    # Removing the text chip leaves the row alone: exactly a search by that row.
+    page.click(".chip[data-index='0'] button.remove")
+    page.wait_for_function("document.querySelectorAll('.chip').length === 1")
+    page.wait_for_function(f"document.querySelector('.card').dataset.id === '{target}' && "
+                           f"document.getElementById('message').textContent.includes('result(s)')")
+    by_row = _ids(page)
+
+    # "less like this" on another card pushes that row (and its neighbours) out of the results.
+    pushed = by_row[1]
+    page.click(f".card[data-id='{pushed}'] button.less")
+    page.wait_for_function("document.querySelectorAll('.chip').length === 2")
+    page.wait_for_function(f"![...document.querySelectorAll('.card')].some(c => c.dataset.id === '{pushed}')")
+    assert _chips(page)[1] == f"less like row {pushed}" and len(_ids(page)) == 20
     SCREENSHOT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT / "search-more-like-this.png"), full_page=False)
-    assert (SCREENSHOT / "search-more-like-this.png").stat().st_size > 10_000
+    page.screenshot(path=str(SCREENSHOT / "search-more-and-less-like-this.png"), full_page=False)
+    assert (SCREENSHOT / "search-more-and-less-like-this.png").stat().st_size > 10_000
     page.close()
 
 

@@ -74,7 +74,8 @@ def test_info_lists_parts(cli_store):
     "args, message",
     [
         (["search", "--like-id", "123456789"], "no row with id 123456789"),
-        (["search"], "give exactly one query"),
+        (["search"], "give a query"),
+        (["search", "--not-id", "5"], "give a query"),
         (["search", "--like-id", "1", "--column", "audio"], "unknown column 'audio'"),
         (["search", "--like-id", "1", "--format", "xml"], "unknown format 'xml'"),
         (["sql", "SELECT * FROM nope"], "nope"),

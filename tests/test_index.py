@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from laionsearch import ArgumentError, IndexingError, Store, SynthSpec, ingest, row_id, search, synth_parts
+from laionsearch import ArgumentError, Filters, IndexingError, Store, SynthSpec, ingest, row_id, search, synth_parts
 from laionsearch.ops.evaluate import evaluate, exact_top_k, sample_queries
 from laionsearch.ops.index import create_index, drop_index, index_status
 from laionsearch.ops.results import plan_of
@@ -87,6 +87,38 @@ def test_filter_keeping_one_percent_still_returns_k_right_rows(indexed, big_part
         dist = 1 - vectors[matching] @ query / np.linalg.norm(vectors[matching], axis=1)
         best = {row_id(0, int(i)) for i in matching[np.argsort(dist)[:10]]}
         assert len(best & set(result.column("id").to_pylist())) >= 9
+
+
+@pytest.mark.slow
+def test_every_metadata_filter_near_one_percent_returns_k_right_rows_under_ann(indexed, big_parts):
+    """Each new filter alone and in combination, kept to ~1% of rows: k rows, equal to exact filtered search."""
+    meta = pq.read_table(big_parts / "metadata" / "metadata_0.parquet")
+    width = meta.column("original_width").to_numpy()
+    height = meta.column("original_height").to_numpy()
+    licence = np.array(meta.column("LICENSE").to_pylist())
+    ratio = width / height
+    wide = float(np.quantile(width, 0.99))
+    low, high = np.quantile(ratio, [0.45, 0.55])  # 10% of rows, and 10% have the rarer licence
+    tall = int(np.quantile(height, 0.9))
+    a0, a1 = np.quantile(ratio[height >= tall], [0.4, 0.5])  # a tenth of the tallest tenth
+    cases = [
+        (Filters(min_width=int(wide)), width >= int(wide)),
+        (Filters(licenses=("CC-BY 4.0",), aspect=(float(low), float(high))),
+         (licence == "CC-BY 4.0") & (ratio >= low) & (ratio <= high)),
+        (Filters(min_height=tall, url_domain="example.org", aspect=(float(a0), float(a1))),
+         (height >= tall) & (ratio >= a0) & (ratio <= a1)),
+    ]
+    vectors = np.load(big_parts / "img_emb" / "img_emb_0.npy").astype(np.float32)
+    for filters, mask in cases:
+        matching = np.flatnonzero(mask)
+        assert 60 <= len(matching) <= 600, (filters, len(matching))
+        for query in sample_queries(indexed, "image", 3, seed=8):
+            result = search(indexed, query, k=10, filters=filters)
+            assert result.num_rows == 10, plan_of(result)
+            exact = search(indexed, query, k=10, filters=filters, exact=True).column("id").to_pylist()
+            dist = 1 - vectors[matching] @ query / np.linalg.norm(vectors[matching], axis=1)
+            assert exact == [row_id(0, int(i)) for i in matching[np.argsort(dist, kind="stable")[:10]]]
+            assert len(set(exact) & set(result.column("id").to_pylist())) >= 9, (filters, plan_of(result))
 
 
 def test_filter_plan_rule():

@@ -154,9 +154,9 @@ KILLER = textwrap.dedent(
     original = Store.insert_arrow
     calls = 0
 
-    def insert_then_maybe_die(self, table, data):
+    def insert_then_maybe_die(self, table, data, settings=None):
         global calls
-        original(self, table, data)
+        original(self, table, data, settings)
         calls += 1
         if calls == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -123,6 +123,14 @@ def test_db_names_a_path_or_a_server(db, kind, shown):
         assert target.path.is_absolute()
 
 
+def test_a_url_names_a_cluster_and_chdb_urls_pass_options_on():
+    target = parse_target("https://alice:s3cret@ch.example.org:8443/laion?cluster=laion_shards")
+    assert (target.cluster, target.database, target.options) == ("laion_shards", "laion", ())
+    assert str(target) == "https://alice@ch.example.org:8443/laion (cluster laion_shards)"
+    local = parse_target("chdb:///tmp/x?config-file=/etc/ls.xml&cluster=c1")
+    assert (local.cluster, local.options) == ("c1", (("config-file", "/etc/ls.xml"),))
+
+
 def test_credentials_from_the_environment(monkeypatch):
     monkeypatch.setenv("CLICKHOUSE_USER", "bob")
     monkeypatch.setenv("CLICKHOUSE_PASSWORD", "hunter2")
@@ -136,7 +144,9 @@ def test_credentials_from_the_environment(monkeypatch):
     ("http://", "no host"),
     ("http://host:99999/", "port"),
     ("http://host:8123/a/b", "one database"),
-    ("http://u:pw@host/?cluster=x", r"no \?options"),
+    ("http://u:pw@host/?shards=2", "unknown option 'shards'"),
+    ("http://u:pw@host/?cluster=a;b", "bad cluster name"),
+    ("http://u:pw@host/#top", "no #fragment"),
 ])
 def test_bad_urls_are_one_line(db, message):
     with pytest.raises(ArgumentError, match=message) as err:

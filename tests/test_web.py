@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
@@ -101,6 +102,23 @@ def test_search_by_every_kind_of_query(client, parts_dir, photos):
     assert set(by_image["results"][0]) == {"id", "url", "caption", "NSFW", "similarity", "distance"}
 
 
+def test_positive_and_negative_terms_and_filters(client, parts_dir):
+    vectors = np.vstack([np.load(parts_dir / "img_emb" / f"img_emb_{n}.npy").astype(np.float32) for n in (0, 1)])
+    meta = [pq.read_table(parts_dir / "metadata" / f"metadata_{n}.parquet") for n in (0, 1)]
+    width = np.concatenate([m.column("original_width").to_numpy() for m in meta])
+    ids = np.array([row_id(n, i) for n in (0, 1) for i in range(len(vectors) // 2)])
+    body = {"like_id": int(ids[30]), "positive": [{"vector": vectors[2100].tolist(), "weight": 0.5}],
+            "negative": [{"like_id": int(ids[7])}], "min_width": 900, "k": 10, "exact": True}
+    found = client.post("/api/search", json=body).json()
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = unit[30] + 0.5 * unit[2100] - unit[7]
+    dist = np.where(width >= 900, 1 - unit @ (query / np.linalg.norm(query)), np.inf)
+    assert [r["id"] for r in found["results"]] == ids[np.argsort(dist, kind="stable")[:10]].tolist()
+    # The single fields still work alone, and the same query by lists alone gives the same rows.
+    lists = {**body, "like_id": None, "positive": [{"like_id": int(ids[30])}] + body["positive"]}
+    assert client.post("/api/search", json=lists).json()["results"] == found["results"]
+
+
 def test_clip_retrieval_client_request(client):
     response = client.post("/knn-service", json=CLIP_RETRIEVAL_REQUEST)
     assert response.status_code == 200
@@ -132,7 +150,13 @@ def test_knn_service_by_embedding(client, parts_dir):
         ("/api/search", {"vector": [0.1, 0.2]}, 400, "2 dimensions"),
         ("/api/search", {"like_id": 5, "k": 0}, 422, "k"),
         ("/api/search", {"like_id": 5, "k": 5000}, 422, "k"),
-        ("/api/search", {"like_id": 5, "text": "x"}, 400, "exactly one of"),
+        ("/api/search", {"like_id": 5, "text": "x"}, 400, "at most one of"),
+        ("/api/search", {"k": 5}, 400, "give a query"),
+        ("/api/search", {"negative": [{"like_id": 5}]}, 400, "give a query"),
+        ("/api/search", {"positive": [{"like_id": 5, "text": "x"}]}, 400, "exactly one of"),
+        ("/api/search", {"positive": [{"weight": 2}]}, 400, "exactly one of"),
+        ("/api/search", {"like_id": 5, "aspect": [2, 1]}, 400, "MIN <= MAX"),
+        ("/api/search", {"like_id": 5, "url_domain": "a b"}, 400, "host name"),
         ("/api/search", {"like_id": 424242424}, 404, "no row with id 424242424"),
         ("/api/search", {"like_id": 5, "column": "audio"}, 422, "column"),
         ("/api/search", {"text": "  "}, 400, "empty text"),
@@ -220,6 +244,11 @@ def test_image_url_to_a_private_address_is_refused_without_contacting_it(client)
     ({"text": "x" * 2001}, 422, "text"),
     ({"vector": [0.1] * 5000}, 422, "vector"),
     ({"like_id": 5, "nsfw": ["UNLIKELY"] * 4}, 422, "nsfw"),
+    ({"positive": [{"like_id": 5, "weight": 0}]}, 422, "weight"),
+    ({"positive": [{"like_id": 5, "weight": "2"}]}, 422, "weight"),
+    ({"positive": [{"like_id": i} for i in range(9)]}, 422, "positive"),
+    ({"like_id": 5, "min_width": -1}, 422, "min_width"),
+    ({"like_id": 5, "license": ["?"] * 21}, 422, "license"),
 ])
 def test_strict_types_and_limits(client, body, status, text):
     assert_error(client.post("/api/search", json=body), status, text)

@@ -6,6 +6,8 @@
     ls.ingest(store, "./parts")
     ls.create_index(store, "image")
     hits = ls.search_like(store, 12, k=5, nsfw=["UNLIKELY"])
+    beaches = ls.search(store, ls.Query.of(ls.text("a beach"), negative=[ls.text("a cartoon")]),
+                        filters=ls.Filters(min_width=1024))
 """
 
 from .errors import (
@@ -24,6 +26,13 @@ from .errors import (
 _LAZY = {
     "check_store": "ops.check",
     "evaluate": "ops.evaluate",
+    "Filters": "ops.filters",
+    "Query": "ops.query",
+    "Term": "ops.query",
+    "image": "ops.query",
+    "row": "ops.query",
+    "text": "ops.query",
+    "vector": "ops.query",
     "create_index": "ops.index",
     "drop_index": "ops.index",
     "index_status": "ops.index",
@@ -69,27 +78,32 @@ __all__ = [
     "ArgumentError",
     "DownloadError",
     "EncoderError",
+    "Filters",
     "IndexingError",
     "IngestError",
     "IngestReport",
     "LaionsearchError",
     "PartError",
+    "Query",
     "QueryError",
     "SearchResult",
     "Store",
     "StoreError",
     "SynthSpec",
+    "Term",
     "check_part",
     "check_store",
     "create_index",
     "drop_index",
     "evaluate",
     "find_parts",
+    "image",
     "index_status",
     "ingest",
     "load_vector",
     "parse_parts",
     "plan_of",
+    "row",
     "row_id",
     "search",
     "search_image",
@@ -98,5 +112,7 @@ __all__ = [
     "stored_dim",
     "stored_parts",
     "synth_parts",
+    "text",
+    "vector",
     "vector_of",
 ]

@@ -1,5 +1,9 @@
 """The ``laion`` table: the ClickHouse guide's columns plus the source part.
 
+On a cluster, ``laion`` is a Distributed table over ``laion_local`` on every shard
+(``cluster.py``): statements that read rows use ``laion``; statements that change the
+table or its indexes, and the catalogue queries, use ``local_table``/``local_name``.
+
 ``id`` is unique and stable across parts: ``id = part * 100_000_000 + row``,
 where ``row`` is the row's position in its part's files (LAION parts hold
 about a million rows, so there is ample room). Part 3, row 17 is id
@@ -9,6 +13,7 @@ in whole, atomically (see ``ingest``).
 
 from __future__ import annotations
 
+from .cluster import LOCAL_TABLE, distributed_engine, everywhere, on_cluster
 from .errors import ArgumentError
 from .store import Store
 
@@ -28,6 +33,14 @@ COLUMNS = (
     ("image_embedding", EMBEDDING),
     ("text_embedding", EMBEDDING),
     ("part", "UInt32"),
+    # The release's other metadata worth filtering on (0 or '' where the release has none).
+    ("width", "UInt32"),
+    ("height", "UInt32"),
+    ("original_width", "UInt32"),
+    ("original_height", "UInt32"),
+    ("LICENSE", "LowCardinality(String)"),
+    ("key", "String"),
+    ("image_path", "String"),
 )
 
 #: How embeddings are stored, chosen when the table is created (``ingest --storage``).
@@ -73,23 +86,41 @@ CLEANUP_SETTINGS = (
 TABLE_SETTINGS = "index_granularity = 256, max_compress_block_size = 16384, " + CLEANUP_SETTINGS
 
 
-def create_table_sql(qualified_name: str, storage: str = DEFAULT_STORAGE, settings: str = TABLE_SETTINGS) -> str:
-    """DDL of the ``laion`` table under ``qualified_name``."""
-    embedding = STORAGES[storage]
+def local_name(store: Store) -> str:
+    """The table that holds the rows on this server (on every shard of a cluster): ``laion`` or ``laion_local``."""
+    return LOCAL_TABLE if store.cluster is not None else TABLE
+
+
+def local_table(store: Store) -> str:
+    """``local_name`` qualified with the store's database."""
+    return store.table(local_name(store))
+
+
+def create_table_sql(qualified_name: str, storage: str = DEFAULT_STORAGE, settings: str = TABLE_SETTINGS,
+                     on: str = "", engine: str | None = None) -> str:
+    """DDL of the ``laion`` table under ``qualified_name``: a MergeTree, or ``engine`` (a Distributed
+    table, whose columns carry no codec)."""
+    embedding = STORAGES[storage] if engine is None else STORAGES[storage].replace(" CODEC(NONE)", "")
     columns = ",\n    ".join(f"`{name}` {ctype.replace(EMBEDDING, embedding)}" for name, ctype in COLUMNS)
-    return (
-        f"CREATE TABLE IF NOT EXISTS {qualified_name} (\n    {columns}\n)\n"
-        f"ENGINE = MergeTree\nPARTITION BY part\nORDER BY id\nSETTINGS {settings}"
-    )
+    table = f"CREATE TABLE IF NOT EXISTS {qualified_name}{on} (\n    {columns}\n)\n"
+    if engine is not None:
+        return table + f"ENGINE = {engine}"
+    return table + f"ENGINE = MergeTree\nPARTITION BY part\nORDER BY id\nSETTINGS {settings}"
 
 
 def ensure_table(store: Store, storage: str | None = None) -> None:
-    """Create the ``laion`` table if it does not exist; refuse a ``storage`` other than the table's."""
+    """Create the ``laion`` table if it does not exist (on a cluster: ``laion_local`` on every shard
+    and ``laion`` over them); refuse a ``storage`` other than the table's."""
     if storage is not None and storage not in STORAGES:
         raise ArgumentError(f"unknown storage {storage!r}; choose one of: {', '.join(STORAGES)}")
     current = stored_storage(store)
     if current is None:
-        store.execute(create_table_sql(store.table(TABLE), storage or DEFAULT_STORAGE))
+        storage = storage or DEFAULT_STORAGE
+        on = on_cluster(store)
+        store.execute(create_table_sql(local_table(store), storage, on=on))
+        if store.cluster is not None:
+            store.execute(create_table_sql(store.table(TABLE), storage, on=on,
+                                           engine=distributed_engine(store, LOCAL_TABLE)))
         return
     if storage is not None and storage != current:
         raise ArgumentError(f"the store keeps embeddings as {current}; --storage {storage} needs a new --db")
@@ -108,17 +139,18 @@ def prompt_cleanup(store: Store) -> bool:
         return False
     if _has_cleanup_settings(store):
         return True
-    store.execute(f"ALTER TABLE {store.table(TABLE)} MODIFY SETTING {CLEANUP_SETTINGS}")
+    store.execute(f"ALTER TABLE {local_table(store)}{on_cluster(store)} MODIFY SETTING {CLEANUP_SETTINGS}")
     _cleanup_added.add(key)
     return False
 
 
 def _has_cleanup_settings(store: Store) -> bool:
     rows = store.query(
-        "SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-        {"db": store.database, "t": TABLE},
+        f"SELECT create_table_query AS q FROM {everywhere(store, 'system.tables')} "
+        "WHERE database = {db:String} AND name = {t:String}",
+        {"db": store.database, "t": local_name(store)},
     ).to_pylist()
-    return bool(rows) and "cleanup_delay_period" in rows[0]["q"]
+    return bool(rows) and all("cleanup_delay_period" in row["q"] for row in rows)
 
 
 def stored_storage(store: Store) -> str | None:
@@ -126,22 +158,24 @@ def stored_storage(store: Store) -> str | None:
     if not store.has_table(TABLE):
         return None
     (row,) = store.query(
-        "SELECT type, compression_codec AS codec FROM system.columns "
-        "WHERE database = {db:String} AND table = {t:String} AND name = 'image_embedding'",
-        {"db": store.database, "t": TABLE},
+        f"SELECT type, compression_codec AS codec FROM {everywhere(store, 'system.columns')} "
+        "WHERE database = {db:String} AND table = {t:String} AND name = 'image_embedding' LIMIT 1",
+        {"db": store.database, "t": local_name(store)},
     ).to_pylist()
     declared = row["type"] + (f" {row['codec']}" if row["codec"] else "")
     return next((name for name, ctype in STORAGES.items() if ctype == declared), declared)
 
 
 def data_parts(store: Store) -> list[dict]:
-    """The active data parts of ``laion`` (name, partition, rows, bytes), from the engine's part catalogue."""
+    """The active data parts of ``laion`` (name, partition, rows, bytes, and the shard that holds
+    it: 0 without a cluster), from the engine's part catalogue (every shard's)."""
     if not store.has_table(TABLE):
         return []
     return store.query(
-        "SELECT name, partition, rows, bytes_on_disk AS bytes FROM system.parts "
-        "WHERE database = {db:String} AND table = {t:String} AND active ORDER BY partition",
-        {"db": store.database, "t": TABLE},
+        f"SELECT shardNum() AS shard, name, partition, rows, bytes_on_disk AS bytes "
+        f"FROM {everywhere(store, 'system.parts')} "
+        "WHERE database = {db:String} AND table = {t:String} AND active ORDER BY partition, shard",
+        {"db": store.database, "t": local_name(store)},
     ).to_pylist()
 
 
@@ -152,6 +186,14 @@ def stored_parts(store: Store) -> dict[int, int]:
         number = int(data_part["partition"])
         counts[number] = counts.get(number, 0) + int(data_part["rows"])
     return counts
+
+
+def table_columns(store: Store) -> list[str]:
+    """The columns of the store's ``laion`` table (a store made by an older laionsearch has fewer)."""
+    return store.fact("columns", lambda: store.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",
+        {"db": store.database, "t": TABLE},
+    ).column("name").to_pylist())
 
 
 def stored_dim(store: Store) -> int | None:

@@ -8,21 +8,26 @@ see ``engine``), its cached catalogue facts and its CLIP model choice.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from .clip import sqlfunctions
 from .engine import Engine, Target, open_engine, parse_target
+from .engine.target import check_cluster_name
 from .engine.base import READ_STATEMENT
 from .errors import QueryError, StoreError
 from .sizes import parse_size
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUSY = "Error: Too many threads"
@@ -38,7 +43,9 @@ class Store:
     independent stores can share one engine. ``model`` is the CLIP model for
     text and image queries (default ``$LAIONSEARCH_MODEL``, else ViT-B/32).
     ``index_cache`` (bytes or e.g. ``"16GB"``; default ``$LAIONSEARCH_INDEX_CACHE``)
-    sizes an embedded engine's vector index cache.
+    sizes an embedded engine's vector index cache. ``cluster`` (default: the URL's
+    ``?cluster=``, else ``$LAIONSEARCH_CLUSTER``) spreads the rows over a ClickHouse
+    cluster of the server (see ``cluster``); a store made that way is found again without it.
     Safe to use from several threads: statements run in parallel.
     """
 
@@ -50,8 +57,15 @@ class Store:
         model: str | None = None,
         engine: Engine | None = None,
         index_cache: int | str | None = None,
+        cluster: str | None = None,
     ):
         self.target: Target = engine.target if engine is not None else parse_target(db)
+        cluster = cluster or self.target.cluster or os.environ.get("LAIONSEARCH_CLUSTER") or None
+        if cluster != self.target.cluster:
+            if self.target.kind == "embedded":
+                raise StoreError(f"--cluster {cluster}: a cluster is a ClickHouse server's; give --db "
+                                 "http(s)://HOST:8123 (an embedded store is one folder of one machine)")
+            self.target = dataclasses.replace(self.target, cluster=check_cluster_name(cluster))
         chosen = database or self.target.database or "default"
         if not _IDENTIFIER.match(chosen):
             raise StoreError(f"bad database name {chosen!r}: use letters, digits and _")
@@ -64,9 +78,25 @@ class Store:
         self.model = model
         self._facts: dict[str, tuple[float, Any]] = {}
         self._facts_lock = threading.Lock()
+        self._cluster: Cluster | None = None
+        self._cluster_settled = False
+        if self.target.cluster:
+            _ = self.cluster  # checked now: a cluster the server does not have is an error at once
         if database is not None and database != (self.target.database or "default"):
-            self.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            from .cluster import on_cluster
+
+            self.execute(f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster(self)}")
         sqlfunctions.register(self)
+
+    @property
+    def cluster(self) -> Cluster | None:
+        """The ClickHouse cluster the rows are spread over, or None: the one asked for, checked
+        against the server's clusters, else the one an existing ``laion`` table was made on."""
+        if not self._cluster_settled:
+            from . import cluster
+
+            self._cluster, self._cluster_settled = cluster.resolve(self, self.target.cluster)
+        return self._cluster
 
     @property
     def path(self) -> Path | None:
@@ -110,9 +140,9 @@ class Store:
         """Run a statement whose result is not needed."""
         self.query(sql, params)
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, int] | None = None) -> None:
         """Append an Arrow table to table ``table`` of this store (columns matched by name)."""
-        self.engine.insert_arrow(self.table(table), data)
+        self.engine.insert_arrow(self.table(table), data, settings)
 
     def fact(self, key: str, compute: Callable[[], Any]) -> Any:
         """A fact about the store's tables (dimension, indexes), computed once and reused until a

@@ -30,12 +30,13 @@ class CliState:
 
     db: Optional[str] = None
     index_cache: Optional[str] = None
+    cluster: Optional[str] = None
 
 
 def _store(ctx: typer.Context, model: Optional[str] = None):
     from ..store import Store
 
-    return Store(ctx.obj.db, model=model, index_cache=ctx.obj.index_cache)
+    return Store(ctx.obj.db, model=model, index_cache=ctx.obj.index_cache, cluster=ctx.obj.cluster)
 
 
 def _check_format(fmt: Optional[str]) -> Optional[str]:
@@ -66,8 +67,17 @@ def _global(
         help="Memory for vector index graphs in an embedded store, e.g. 16GB (default: the engine's 5 GiB). "
         "Every graph a search uses must fit, or it is read from disk again.",
     ),
+    cluster: Optional[str] = typer.Option(
+        None,
+        "--cluster",
+        envvar="LAIONSEARCH_CLUSTER",
+        metavar="NAME",
+        help="Spread a new store over this cluster of the --db server (its remote_servers config): laion_local on "
+        "every shard, laion a Distributed table over them, each LAION part on one shard. A store made so is found "
+        "again without it. Same as ?cluster=NAME in the URL. See docs/scale.md.",
+    ),
 ) -> None:
-    ctx.obj = CliState(db=db, index_cache=index_cache)
+    ctx.obj = CliState(db=db, index_cache=index_cache, cluster=cluster)
 
 
 @app.command()
@@ -126,13 +136,21 @@ def ingest(
     tell(report.summary())
 
 
+TERM_HELP = "Repeat to add terms; WEIGHT*VALUE weighs one (e.g. '0.5*a watercolour')."
+
+
 @app.command()
 def search(
     ctx: typer.Context,
-    vector_file: Optional[Path] = typer.Option(None, "--vector-file", help="Query vector: JSON list or .npy file."),
-    like_id: Optional[int] = typer.Option(None, "--like-id", help="Use the stored vector of the row with this id."),
-    text: Optional[str] = typer.Option(None, "--text", help="Query text, encoded by CLIP (needs the [clip] extra)."),
-    image: Optional[str] = typer.Option(None, "--image", help="Query image: a path or an http(s) URL, encoded by CLIP."),
+    text: Optional[list[str]] = typer.Option(None, "--text", help="Query text, encoded by CLIP (the [clip] extra). "
+                                             + TERM_HELP),
+    image: Optional[list[str]] = typer.Option(None, "--image", help="Query image: a path or an http(s) URL."),
+    like_id: Optional[list[str]] = typer.Option(None, "--like-id", help="The stored vector of the row with this id."),
+    vector_file: Optional[list[str]] = typer.Option(None, "--vector-file", help="Query vector: JSON list or .npy."),
+    not_text: Optional[list[str]] = typer.Option(None, "--not-text", help="Move away from this text (repeatable)."),
+    not_image: Optional[list[str]] = typer.Option(None, "--not-image", help="Move away from this image."),
+    not_id: Optional[list[str]] = typer.Option(None, "--not-id", help="Move away from this stored row."),
+    not_vector_file: Optional[list[str]] = typer.Option(None, "--not-vector-file", help="Move away from this vector."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     column: str = typer.Option("image", "--column", help="Embeddings to search: image or text."),
     k: int = typer.Option(10, "-k", "--k", help="Number of rows to return."),
@@ -140,6 +158,13 @@ def search(
     min_similarity: Optional[float] = typer.Option(
         None, "--min-similarity", help="Keep only rows whose caption-image similarity is at least this."
     ),
+    min_width: Optional[int] = typer.Option(None, "--min-width", help="Original image at least this many pixels wide."),
+    min_height: Optional[int] = typer.Option(None, "--min-height", help="Original image at least this many pixels high."),
+    aspect: Optional[str] = typer.Option(None, "--aspect", metavar="MIN:MAX",
+                                         help="Original width / height within MIN:MAX, e.g. 1.5:2 (either may be left out)."),
+    license_: Optional[list[str]] = typer.Option(None, "--license", help="Keep only this LICENSE value (repeatable)."),
+    url_domain: Optional[str] = typer.Option(None, "--url-domain", metavar="HOST",
+                                             help="Keep only images hosted on HOST or its subdomains."),
     exact: bool = typer.Option(False, "--exact", help="Brute force even if there is a vector index."),
     ef: Optional[int] = typer.Option(None, "--ef", help="HNSW candidate list size for this search (default 256)."),
     rescore: Optional[int] = typer.Option(
@@ -149,45 +174,63 @@ def search(
     explain: bool = typer.Option(False, "--explain", help="Say on stderr how the search ran (ann, exact, filter plan)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help=FORMAT_HELP),
 ) -> None:
-    """Find the rows nearest to a vector by cosine distance.
+    """Find the rows nearest to a query by cosine distance.
 
-    Uses the column's HNSW index when there is one (see `laionsearch index`),
-    else exact search. With --nsfw/--min-similarity, k rows come back whenever
-    k rows match: the filter's selectivity decides between post-filtering the
-    index's candidates and exact search over the matching rows.
+    A query is one or more terms (--text, --image, --like-id, --vector-file, each
+    repeatable and weighable as WEIGHT*VALUE) minus any --not-… terms: the search
+    vector is the normalised weighted sum of the terms' unit vectors. Uses the
+    column's HNSW index when there is one, else exact search. With filters, k rows
+    come back whenever k rows match: the filters' selectivity decides between
+    post-filtering the index's candidates and exact search over the matching rows.
 
-    Example: laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
+    Examples: laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
+              laionsearch search --text "a beach at dusk" --not-text "a cartoon" --min-width 1024
     """
     from .console import print_rows, stderr
+    from ..ops.filters import Filters, parse_aspect
+    from ..ops.query import Query
     from ..ops.results import plan_of
-    from ..ops.search import load_vector
-    from ..ops.search import search as search_vector
-    from ..ops.search import search_image, search_like, search_text
+    from ..ops.search import search as run_search
 
     _check_format(fmt)
-    if sum(q is not None for q in (vector_file, like_id, text, image)) != 1:
-        raise ArgumentError("give exactly one query: --vector-file F, --like-id ID, --text T or --image PATH")
-    options = dict(
-        column=column,
-        k=k,
-        nsfw=[v for v in nsfw.split(",") if v.strip()] if nsfw else None,
-        min_similarity=min_similarity,
-        exact=exact,
-        ef=ef,
-        rescore=rescore,
+    positive = _terms(text, image, like_id, vector_file)
+    negative = _terms(not_text, not_image, not_id, not_vector_file)
+    if not positive:
+        raise ArgumentError("give a query: --text T, --image PATH, --like-id ID or --vector-file F (each repeatable)")
+    filters = Filters(
+        nsfw=tuple(v for v in nsfw.split(",") if v.strip()) if nsfw else (),
+        min_similarity=min_similarity, min_width=min_width, min_height=min_height,
+        aspect=parse_aspect(aspect) if aspect else None, licenses=tuple(license_ or ()), url_domain=url_domain,
     )
     store = _store(ctx, model)
-    if like_id is not None:
-        result = search_like(store, like_id, **options)
-    elif text is not None:
-        result = search_text(store, text, **options)
-    elif image is not None:
-        result = search_image(store, image, **options)
-    else:
-        result = search_vector(store, load_vector(vector_file), **options)
+    result = run_search(store, Query(positive, negative), column=column, k=k, filters=filters, exact=exact, ef=ef,
+                        rescore=rescore)
     if explain:
         stderr.print(f"plan: {plan_of(result)}", highlight=False)
     print_rows(result, fmt)
+
+
+def _terms(texts, images, ids, vector_files) -> tuple:
+    """Query terms from repeated CLI options, each value possibly WEIGHT*VALUE."""
+    from ..ops import query
+    from ..ops.search import load_vector
+
+    terms = []
+    for values, make in ((texts, query.text), (images, query.image), (ids, _row_term),
+                         (vector_files, lambda v, w: query.vector(load_vector(v), w))):
+        for value in values or ():
+            weight, plain = query.parse_weighted(value)
+            terms.append(make(plain, weight))
+    return tuple(terms)
+
+
+def _row_term(value: str, weight: float):
+    from ..ops import query
+
+    try:
+        return query.row(int(value), weight)
+    except ValueError:
+        raise ArgumentError(f"--like-id/--not-id takes a row id (a whole number), got {value!r}") from None
 
 
 # Options that `download` and `get` share.
@@ -379,7 +422,8 @@ def index_status(
     store = _store(ctx)
     statuses = status_of(store)
     cache = cache_use(store)
-    tell(f"vector index cache: {human(cache.used)} loaded of {human(cache.size)}; the indexes take "
+    per_shard = " (per shard: the fullest's load, the smallest's size)" if store.cluster is not None else ""
+    tell(f"vector index cache{per_shard}: {human(cache.used)} loaded of {human(cache.size)}; the indexes take "
          f"{human(sum(s.bytes_in_memory for s in statuses))} when all loaded")
     rows = [dataclasses.asdict(s) for s in statuses]
     if not rows:
@@ -454,7 +498,11 @@ def evaluate(
             store, column=column, queries=queries, k=k, efs=efs, queries_file=queries_file, seed=seed,
             progress=RichProgress(bars, unit="queries"),
         )
-    table = pa.Table.from_pylist([dataclasses.asdict(r) for r in rows])
+    # On a cluster: one more column per shard, the recall of the true neighbours it holds.
+    table = pa.Table.from_pylist([
+        {**{n: v for n, v in dataclasses.asdict(r).items() if n != "by_shard"},
+         **{f"recall_shard_{shard}": recall for shard, recall in r.by_shard}} for r in rows
+    ])
     print_rows(table, fmt)
     if plot is not None:
         from ..schema import stored_parts
@@ -662,7 +710,8 @@ def info(
     import pyarrow as pa
 
     from .console import print_rows, stderr
-    from ..schema import stored_dim, stored_parts, stored_storage
+    from ..cluster import describe, placement
+    from ..schema import data_parts, stored_dim, stored_parts, stored_storage
 
     from ..ops.check import detached_parts
 
@@ -674,12 +723,21 @@ def info(
         f"embeddings {stored_storage(store) or '-'}",
         highlight=False,
     )
+    spread = describe(store, data_parts(store))
+    if spread is not None:
+        stderr.print(f"cluster {spread['name']}: " + ", ".join(
+            f"shard {s['shard']} ({', '.join(s['hosts'])}) {s['rows']:,} rows" for s in spread["shards"]),
+            highlight=False, markup=False)
     detached = detached_parts(store) if parts or store.has_table("laion") else []
     if detached:
         stderr.print(f"WARNING: the engine set aside {len(detached)} damaged data part(s) "
                      f"({', '.join(d['name'] for d in detached)}); `laionsearch check` says how to repair",
                      highlight=False, markup=False)
-    print_rows(pa.table({"part": list(parts), "rows": list(parts.values())}), fmt)
+    columns = {"part": list(parts), "rows": list(parts.values())}
+    if store.cluster is not None:
+        where = placement(data_parts(store))
+        columns["shard"] = [where[number] for number in parts]
+    print_rows(pa.table(columns), fmt)
 
 
 @app.command()

@@ -43,8 +43,8 @@ class Engine(ABC):
         """Run one statement; its result as an Arrow table (empty for statements without one)."""
 
     @abstractmethod
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        """Append ``data`` to the qualified ``table`` (columns matched by name)."""
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any] | None = None) -> None:
+        """Append ``data`` to the qualified ``table`` (columns matched by name), with these query ``settings``."""
 
     def register_function(self, name: str, function: Callable[[str], str]) -> bool:
         """Make a Python ``String -> String`` function callable from this engine's SQL, if it can."""

@@ -105,10 +105,11 @@ class EmbeddedEngine(Engine):
             return pa.table({})
         return pa.ipc.open_file(result.get_memview().view()).read_all()
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any] | None = None) -> None:
         columns = ", ".join(f"`{c}`" for c in data.column_names)
+        extra = " SETTINGS " + ", ".join(f"{k} = {int(v):d}" for k, v in settings.items()) if settings else ""
         # chDB's Python() table function finds the Arrow table by its local variable name.
-        self.query(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data)", {})
+        self.query(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data){extra}", {})
 
     def register_function(self, name: str, function: Callable[[str], str]) -> bool:
         with _engines_lock:

@@ -61,12 +61,14 @@ class ServerEngine(Engine):
         t = self.target
         try:
             if t.scheme == "chdb":
-                return clickhouse_connect.get_client(dsn=f"chdb://{t.path}")
+                return clickhouse_connect.get_client(dsn=f"chdb://{t.path}", chdb_options=dict(t.options) or None)
             return clickhouse_connect.get_client(
                 host=t.host, port=t.port or (8443 if t.scheme == "https" else 8123), secure=t.scheme == "https",
                 username=t.user or "default", password=t.password or "", database=t.database,
                 connect_timeout=CONNECT_TIMEOUT, send_receive_timeout=QUERY_TIMEOUT,
                 autogenerate_session_id=False, compress=False,
+                # ON CLUSTER statements (index builds, part swaps) wait for every shard as long as any statement.
+                settings={"distributed_ddl_task_timeout": QUERY_TIMEOUT} if t.cluster else None,
             )
         except Exception as exc:  # the driver's OperationalError/DatabaseError, or a socket error
             raise StoreError(f"cannot connect to {t}: {self._message(exc)}") from None
@@ -82,10 +84,10 @@ class ServerEngine(Engine):
             except Exception as exc:  # the driver wraps the server's message
                 raise QueryError(self._message(exc)) from None
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any] | None = None) -> None:
         with self._pool.connection() as client:
             try:
-                client.insert_arrow(table, data)
+                client.insert_arrow(table, data, settings=settings)
             except Exception as exc:
                 raise QueryError(self._message(exc)) from None
 

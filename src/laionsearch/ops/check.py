@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
+from ..cluster import everywhere
 from ..release.layouts import check_part, find_parts
-from ..schema import TABLE, stored_parts
+from ..schema import TABLE, local_name, local_table, stored_parts
 from ..store import Store
 
 
@@ -26,27 +29,31 @@ class Problem:
 
 
 def detached_parts(store: Store) -> list[dict]:
-    """Data parts of ``laion`` the engine detached (name, reason, partition_id)."""
+    """Data parts of ``laion`` the engine detached (name, reason, partition_id, shard: 0 without a cluster)."""
     return store.query(
-        "SELECT name, reason, partition_id FROM system.detached_parts "
+        f"SELECT shardNum() AS shard, name, reason, partition_id FROM {everywhere(store, 'system.detached_parts')} "
         "WHERE database = {db:String} AND table = {t:String} ORDER BY name",
-        {"db": store.database, "t": TABLE},
+        {"db": store.database, "t": local_name(store)},
     ).to_pylist()
 
 
 def check_store(store: Store, folder: str | Path | None = None) -> list[Problem]:
     """Everything wrong with the store: detached data parts, parts failing the engine's checksums
-    (``CHECK TABLE``), and, given the release ``folder``, parts whose row count differs from it."""
+    (``CHECK TABLE``: on a cluster of other servers, this server's shard only), and, given the
+    release ``folder``, parts whose row count differs from it."""
     if not store.has_table(TABLE):
         return []
     problems = []
     for detached in detached_parts(store):
         number = _number(detached["partition_id"])
+        shard = f" on shard {detached['shard']}" if store.cluster is not None else ""
         problems.append(Problem(
-            number, f"data part {detached['name']} was set aside by the engine ({detached['reason'] or 'detached'})",
-            _fix(number),
+            number, f"data part {detached['name']}{shard} was set aside by the engine "
+            f"({detached['reason'] or 'detached'})", _fix(number),
         ))
-    checked = store.query(f"CHECK TABLE {store.table(TABLE)} SETTINGS check_query_single_value_result = 0")
+    # CHECK TABLE has no ON CLUSTER form: it reads the local table of the server it runs on, if any.
+    checked = store.query(f"CHECK TABLE {local_table(store)} SETTINGS check_query_single_value_result = 0") \
+        if store.has_table(local_name(store)) else pa.table({"is_passed": []})
     for row in checked.to_pylist():
         if not row["is_passed"]:
             number = _number(row["part_path"].partition("_")[0])

@@ -15,7 +15,8 @@ import pyarrow as pa
 from ..errors import ArgumentError, IndexingError, QueryError
 from .index import index_status, indexed_columns
 from ..progress import Progress
-from ..schema import TABLE, as_float32, row_id, stored_dim, stored_parts
+from ..cluster import placement
+from ..schema import ID_STRIDE, TABLE, as_float32, data_parts, row_id, stored_dim, stored_parts
 from .search import embedding_column, search
 from ..store import Store
 
@@ -34,6 +35,9 @@ class EvalRow:
     p95_ms: float
     p99_ms: float
     qps: float  # sequential single-client queries per second
+    #: On a cluster: (shard, recall of the true neighbours that shard holds), which tells a
+    #: shard whose index is worse (or missing) from the rest.
+    by_shard: tuple[tuple[int, float], ...] = ()
 
 
 def evaluate(
@@ -60,13 +64,15 @@ def evaluate(
     progress = progress or Progress()
     vectors = _load_queries(queries_file) if queries_file else sample_queries(store, column, queries, seed)
     truth = exact_top_k(store, column, vectors, k, progress)
+    shards = _shards_of(store, truth)
     rows = []
     for ef in efs:
         progress.start(f"ef={ef}", len(vectors))
-        rows.append(_measure(store, column, vectors, truth, k, f"ef={ef}", dict(ef=ef), progress))
+        rows.append(_measure(store, column, vectors, truth, shards, k, f"ef={ef}", dict(ef=ef), progress))
         progress.finish()
     progress.start("exact", min(exact_queries, len(vectors)))
-    rows.append(_measure(store, column, vectors[:exact_queries], truth, k, "exact", dict(exact=True), progress))
+    rows.append(_measure(store, column, vectors[:exact_queries], truth, shards, k, "exact", dict(exact=True),
+                         progress))
     progress.finish()
     _record(store, column, k, len(vectors), rows)
     return rows
@@ -115,23 +121,42 @@ def _record(store: Store, column: str, k: int, queries: int, results: list[EvalR
         at = datetime.now(timezone.utc).replace(tzinfo=None)
         store.insert_arrow(EVALS, pa.Table.from_pylist([
             {"at": at, "position": i, "column": column, "k": k, "queries": queries, "rows": total,
-             "index_definition": definition, **dataclasses.asdict(row)} for i, row in enumerate(results)
+             "index_definition": definition, **_recorded(row)} for i, row in enumerate(results)
         ]))
     except QueryError as exc:
         if not any(code in str(exc) for code in ("READONLY", "ACCESS_DENIED", "NOT_ENOUGH_PRIVILEGES")):
             raise
 
 
-def _measure(store, column, vectors, truth, k, label, options, progress) -> EvalRow:
+def _recorded(row: EvalRow) -> dict:
+    return {name: value for name, value in dataclasses.asdict(row).items() if name != "by_shard"}
+
+
+def _measure(store, column, vectors, truth, shards, k, label, options, progress) -> EvalRow:
     times, recalls = [], []
+    found = np.zeros((len(vectors), truth.shape[1]), dtype=bool)
     for i, vector in enumerate(vectors):
         started = time.perf_counter()
         ids = search(store, vector, column=column, k=k, **options).column("id").to_numpy()
         times.append(time.perf_counter() - started)
-        recalls.append(len(np.intersect1d(ids, truth[i])) / k)
+        found[i] = np.isin(truth[i], ids)
+        recalls.append(found[i].sum() / k)
         progress.advance(1)
     ms = np.array(times) * 1000
-    return EvalRow(label, float(np.mean(recalls)), *np.percentile(ms, [50, 95, 99]).tolist(), len(times) / sum(times))
+    by_shard = () if shards is None else tuple(
+        (int(shard), float(found[shards[: len(vectors)] == shard].mean()))
+        for shard in np.unique(shards[: len(vectors)])
+    )
+    return EvalRow(label, float(np.mean(recalls)), *np.percentile(ms, [50, 95, 99]).tolist(), len(times) / sum(times),
+                   by_shard)
+
+
+def _shards_of(store: Store, truth: np.ndarray) -> np.ndarray | None:
+    """The shard holding each true neighbour (same shape as ``truth``), or None without a cluster."""
+    if store.cluster is None:
+        return None
+    where = placement(data_parts(store))
+    return np.vectorize(lambda i: where.get(int(i) // ID_STRIDE, 0), otypes=[np.int64])(truth)
 
 
 def sample_queries(store: Store, column: str, n: int, seed: int = 0, noise: float = 0.05) -> np.ndarray:

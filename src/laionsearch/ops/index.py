@@ -5,6 +5,9 @@ vector_similarity('hnsw', 'cosineDistance', dim, quantization, M,
 ef_construction)`` then ``MATERIALIZE INDEX``) and follows the materialising
 mutation part by part. Parts ingested later are indexed as they are written,
 because their staging table is created like ``laion``, index included.
+
+On a cluster every statement runs on every shard (``ON CLUSTER``) and the catalogue is
+read from every shard: each shard builds the graphs of its own parts, in parallel.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from ..cluster import everywhere, on_cluster
 from ..errors import ArgumentError, IndexingError, QueryError
 from ..progress import Progress
-from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, prompt_cleanup, stored_dim
+from ..schema import EMBEDDING_COLUMNS, TABLE, data_parts, local_name, local_table, prompt_cleanup, stored_dim
 from ..store import Store
 from . import indexcache, space
 
@@ -84,7 +88,7 @@ def create_index(
     name = index_name(column)
     progress = progress or Progress()
     started = time.perf_counter()
-    table = store.table(TABLE)
+    table, on = local_table(store), on_cluster(store)
     if name in {s.name for s in index_status(store)}:
         interrupted = unfinished_builds(store, name)
         if not interrupted:
@@ -98,24 +102,28 @@ def create_index(
         parts = data_parts(store)
         several = Counter(p["partition"] for p in parts)
         merging = sum(p["bytes"] for p in parts if several[p["partition"]] > 1)
-        rows = sum(p["rows"] for p in parts)
+        # Each shard's cache holds the graphs of its own rows: the fullest shard is the one that must fit.
+        per_shard = Counter()
+        for p in parts:
+            per_shard[p["shard"]] += int(p["rows"])
+        rows, share = max(per_shard.values()), max(per_shard.values()) / sum(per_shard.values())
         memory = space.index_bytes(rows, dim, quantization, m)
-        others = sum(s.bytes_in_memory for s in index_status(store))
+        others = int(sum(s.bytes_in_memory for s in index_status(store)) * share)
         progress.finish(indexcache.check_fits(store, memory, name, others=others, over_cache=over_cache))
         space.require(store, memory + merging, f"building {name}", IndexingError)
         compact(store, progress)
         store.execute(
-            f"ALTER TABLE {table} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("
+            f"ALTER TABLE {table}{on} ADD INDEX {name} {EMBEDDING_COLUMNS[column]} TYPE vector_similarity("
             f"'hnsw', 'cosineDistance', {dim:d}, '{quantization}', {m:d}, {ef_construction:d})"
         )
-        store.execute(f"ALTER TABLE {table} MATERIALIZE INDEX {name} SETTINGS mutations_sync = 0")
+        store.execute(f"ALTER TABLE {table}{on} MATERIALIZE INDEX {name} SETTINGS mutations_sync = 0")
         _followed.update(b["mutation_id"] for b in unfinished_builds(store, name))
     try:
         _follow(store, name, progress)
     except BaseException:
         # An index that never finished would make searches silently mix indexed and brute-force parts.
         _cancel_builds(store, name)
-        store.execute(f"ALTER TABLE {table} DROP INDEX IF EXISTS {name}")
+        store.execute(f"ALTER TABLE {table}{on} DROP INDEX IF EXISTS {name}")
         raise
     return time.perf_counter() - started
 
@@ -132,15 +140,24 @@ def compact(store: Store, progress: Progress | None = None) -> None:
     if not several:
         return
     progress.start("merging data parts", len(several))
+    on = on_cluster(store)
     for number in several:
         try:
-            # Without this setting a merge that cannot run (e.g. no disk space) returns silently.
-            store.execute(f"OPTIMIZE TABLE {store.table(TABLE)} PARTITION {number:d} FINAL "
-                          "SETTINGS optimize_throw_if_noop = 1")
+            # Without this setting a merge that cannot run (e.g. no disk space) returns silently. On a
+            # cluster the shards without the part would fail it ("no parts inside partition"): there
+            # the result is checked below instead.
+            store.execute(f"OPTIMIZE TABLE {local_table(store)}{on} PARTITION {number:d} FINAL"
+                          + ("" if on else " SETTINGS optimize_throw_if_noop = 1"))
         except QueryError as exc:
             progress.finish(f"part {number}: merge failed")
             raise IndexingError(f"could not merge part {number}'s data parts before the build: {exc}") from None
         progress.advance(1)
+    merged = Counter(int(p["partition"]) for p in data_parts(store)) if on else Counter()
+    still = [number for number in several if merged[number] > 1]
+    if still:
+        progress.finish(f"part {still[0]}: merge failed")
+        raise IndexingError(f"could not merge the data parts of part(s) {', '.join(map(str, still))} before the "
+                            "build (the shard's disk? its log says why)")
     if prompt_cleanup(store):
         space.await_outdated_parts(store)  # the merged-away parts' disk, back before the build needs it
     progress.finish()
@@ -152,17 +169,20 @@ def _follow(store: Store, name: str, progress: Progress) -> None:
     progress.start(f"building {name}", total)
     done = 0
     while True:
+        # The latest build of the index on each shard.
         rows = store.query(
-            "SELECT parts_to_do, is_done, latest_fail_reason FROM system.mutations "
+            "SELECT shardNum() AS shard, parts_to_do, is_done, latest_fail_reason "
+            f"FROM {everywhere(store, 'system.mutations')} "
             "WHERE database = {db:String} AND table = {t:String} AND position(command, {n:String}) > 0 "
-            "ORDER BY create_time DESC LIMIT 1",
-            {"db": store.database, "t": TABLE, "n": f"MATERIALIZE INDEX {name}"},
+            "ORDER BY create_time DESC LIMIT 1 BY shard",
+            {"db": store.database, "t": local_name(store), "n": f"MATERIALIZE INDEX {name}"},
         ).to_pylist()
-        if not rows or rows[0]["is_done"]:
+        if all(r["is_done"] for r in rows):
             break
-        if rows[0]["latest_fail_reason"]:
-            raise IndexingError(f"building {name} failed: {rows[0]['latest_fail_reason'].splitlines()[0]}")
-        now_done = max(0, total - int(rows[0]["parts_to_do"]))
+        failed = next((r["latest_fail_reason"] for r in rows if r["latest_fail_reason"]), "")
+        if failed:
+            raise IndexingError(f"building {name} failed: {failed.splitlines()[0]}")
+        now_done = max(0, total - sum(int(r["parts_to_do"]) for r in rows))
         progress.advance(now_done - done)
         done = now_done
         time.sleep(_POLL_SECONDS)
@@ -177,7 +197,7 @@ def drop_index(store: Store, column: str = "image") -> bool:
     if name not in {s.name for s in index_status(store)}:
         raise IndexingError(f"there is no index {name}")
     cancelled = _cancel_builds(store, name)
-    store.execute(f"ALTER TABLE {store.table(TABLE)} DROP INDEX {name}")
+    store.execute(f"ALTER TABLE {local_table(store)}{on_cluster(store)} DROP INDEX {name}")
     return cancelled
 
 
@@ -192,9 +212,9 @@ def unfinished_builds(store: Store, name: str | None = None) -> list[dict]:
     mutation_id, index, parts_to_do_names (the data parts still to build)."""
     rows = store.query(
         "SELECT mutation_id, extract(command, 'MATERIALIZE INDEX (\\w+)') AS index, parts_to_do_names "
-        "FROM system.mutations WHERE database = {db:String} "
+        f"FROM {everywhere(store, 'system.mutations')} WHERE database = {{db:String}} "
         "AND table = {t:String} AND NOT is_done AND position(command, 'MATERIALIZE INDEX') > 0",
-        {"db": store.database, "t": TABLE},
+        {"db": store.database, "t": local_name(store)},
     ).to_pylist()
     return [r for r in rows if name is None or r["index"] == name]
 
@@ -216,14 +236,15 @@ def pause_interrupted_builds(store: Store) -> None:
     made searches crawl; on an embedded store such builds wait (merges stopped for this
     process only) until `index create` finishes them or `index drop` cancels them."""
     if store.engine.kind == "embedded" and any(_interrupted(store, b) for b in unfinished_builds(store)):
-        store.execute(f"SYSTEM STOP MERGES {store.table(TABLE)}")
+        store.execute(f"SYSTEM STOP MERGES {local_table(store)}")
 
 
 def _cancel_builds(store: Store, name: str) -> bool:
     builds = unfinished_builds(store, name)
     for build in builds:
-        store.execute("KILL MUTATION WHERE database = {db:String} AND table = {t:String} AND mutation_id = {m:String} "
-                      "SYNC", {"db": store.database, "t": TABLE, "m": build["mutation_id"]})
+        store.execute(f"KILL MUTATION{on_cluster(store)} WHERE database = {{db:String}} AND table = {{t:String}} "
+                      "AND mutation_id = {m:String} SYNC",
+                      {"db": store.database, "t": local_name(store), "m": build["mutation_id"]})
     return bool(builds)
 
 
@@ -258,21 +279,21 @@ def index_definitions(store: Store) -> list[dict]:
     """Each vector index on ``laion`` as the engine's catalogue has it: name, expr and
     type_full (enough to recreate it elsewhere), and its sizes (disk, mem)."""
     return store.query(
-        "SELECT name, expr, type_full, data_compressed_bytes AS disk, data_uncompressed_bytes AS mem "
-        "FROM system.data_skipping_indices WHERE database = {db:String} AND table = {t:String} "
-        "AND type = 'vector_similarity' ORDER BY name",
-        {"db": store.database, "t": TABLE},
+        "SELECT name, expr, type_full, sum(data_compressed_bytes) AS disk, sum(data_uncompressed_bytes) AS mem "
+        f"FROM {everywhere(store, 'system.data_skipping_indices')} WHERE database = {{db:String}} "
+        "AND table = {t:String} AND type = 'vector_similarity' GROUP BY name, expr, type_full ORDER BY name",
+        {"db": store.database, "t": local_name(store)},
     ).to_pylist()
 
 
 def build_indexes_on(store: Store, table: str, definitions: list[dict]) -> None:
-    """Merge ``table`` into one data part, then add and build ``definitions`` on it (blocking)."""
-    qualified = store.table(table)
-    store.execute(f"SYSTEM START MERGES {qualified}")
-    store.execute(f"OPTIMIZE TABLE {qualified} FINAL")
+    """Merge ``table`` into one data part, then add and build ``definitions`` on it (blocking; on every shard)."""
+    qualified, on = store.table(table), on_cluster(store)
+    store.execute(f"SYSTEM START MERGES{on} {qualified}")
+    store.execute(f"OPTIMIZE TABLE {qualified}{on} FINAL")
     for ix in definitions:
-        store.execute(f"ALTER TABLE {qualified} ADD INDEX {ix['name']} {ix['expr']} TYPE {ix['type_full']}")
-        store.execute(f"ALTER TABLE {qualified} MATERIALIZE INDEX {ix['name']} SETTINGS mutations_sync = 2")
+        store.execute(f"ALTER TABLE {qualified}{on} ADD INDEX {ix['name']} {ix['expr']} TYPE {ix['type_full']}")
+        store.execute(f"ALTER TABLE {qualified}{on} MATERIALIZE INDEX {ix['name']} SETTINGS mutations_sync = 2")
 
 
 def indexed_columns(store: Store) -> set[str]:

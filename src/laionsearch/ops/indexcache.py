@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ..cluster import everywhere
 from ..errors import IndexingError
 from ..sizes import human
 from ..store import Store
@@ -19,7 +20,8 @@ SETTING = "vector_similarity_index_cache_size"
 
 @dataclass(frozen=True)
 class CacheUse:
-    """Bytes the cache may hold and bytes it holds now (all graphs of the engine)."""
+    """Bytes the cache may hold and bytes it holds now (all graphs of the engine). On a cluster,
+    where each shard has its own cache: the smallest shard's size and the fullest shard's use."""
 
     size: int
     used: int
@@ -27,16 +29,19 @@ class CacheUse:
 
 def cache_use(store: Store) -> CacheUse:
     """The engine's vector index cache: its configured size and what it holds now."""
-    size = store.query("SELECT value FROM system.server_settings WHERE name = {n:String}", {"n": SETTING})
-    used = store.query("SELECT value FROM system.metrics WHERE metric = 'VectorSimilarityIndexCacheBytes'")
-    return CacheUse(int(size.column("value")[0].as_py()), int(used.column("value")[0].as_py()) if used.num_rows else 0)
+    size = store.query(f"SELECT min(toUInt64(value)) AS value FROM {everywhere(store, 'system.server_settings')} "
+                       "WHERE name = {n:String}", {"n": SETTING})
+    used = store.query(f"SELECT max(toUInt64(value)) AS value FROM {everywhere(store, 'system.metrics')} "
+                       "WHERE metric = 'VectorSimilarityIndexCacheBytes'")
+    return CacheUse(int(size.column("value")[0].as_py()), int(used.column("value")[0].as_py() or 0))
 
 
 def check_fits(store: Store, new_bytes: int, name: str, *, others: int = 0, over_cache: bool = False) -> str:
-    """Say what index ``name`` will take in memory; raise IndexingError if it (with ``others``) exceeds the cache."""
+    """Say what index ``name`` will take in memory (on a cluster: on the fullest shard); raise
+    IndexingError if it (with ``others``) exceeds the cache."""
     size = cache_use(store).size
     total = new_bytes + others
-    said = f"{name} will take ~{human(new_bytes)} in memory" + (
+    said = f"{name} will take ~{human(new_bytes)} in memory" + (" on the fullest shard" if store.cluster else "") + (
         f" ({human(total)} with the other index)" if others else "") + f"; the index cache holds {human(size)}"
     if total > size and not over_cache:
         raise IndexingError(

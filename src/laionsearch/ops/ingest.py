@@ -24,16 +24,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..cluster import choose_shard, distributed_engine, everywhere, on_cluster, placement, shard_loads
 from ..errors import ArgumentError, IngestError, LaionsearchError, PartError, first_line
 from . import space
 from .check import detached_parts
 from .index import build_indexes_on, index_definitions, index_parameters
-from ..release.layouts import REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
+from ..release.layouts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from ..progress import Progress
-from ..schema import ID_STRIDE, STAGE_PREFIX, TABLE, ensure_table, prompt_cleanup, stored_dim, stored_parts, stored_storage
+from ..schema import (ID_STRIDE, STAGE_PREFIX, data_parts, ensure_table, local_table, prompt_cleanup, stored_dim,
+                      stored_parts, stored_storage, table_columns)
 from ..store import Store
 
 DEFAULT_BATCH_ROWS = 16384
+#: A staging table's Distributed table (on a cluster), by which rows reach one shard's stage.
+DISTRIBUTED_SUFFIX = "_all"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class PartResult:
     rows: int
     seconds: float
     skipped: bool
+    shard: int | None = None  # the cluster shard that holds it (None without a cluster)
 
 
 @dataclass
@@ -112,19 +117,27 @@ def ingest(
     _drop_stages(store)
     existing = stored_parts(store)
     todo = [p for p in checked if force or existing.get(p.number) != p.rows]
+    shards = _Placement.of(store) if store.cluster is not None else None
     if todo:
-        space.require(store, _bytes_needed(store, todo), f"ingesting {len(todo)} part(s)", IngestError)
+        # On a cluster each shard's disk takes only its parts: the fullest shard's share must fit.
+        by_shard: dict[int | None, list[CheckedPart]] = {}
+        for part in todo:
+            by_shard.setdefault(shards.shard_of(part) if shards else None, []).append(part)
+        need = max(_bytes_needed(store, group) for group in by_shard.values())
+        space.require(store, need, f"ingesting {len(todo)} part(s)", IngestError)
     report = IngestReport()
+    on = on_cluster(store)
     # Background merges would compete with the ingest for CPU and memory; they resume afterwards.
-    store.execute(f"SYSTEM STOP MERGES {store.table(TABLE)}")
+    store.execute(f"SYSTEM STOP MERGES{on} {local_table(store)}")
     try:
         for part in checked:
+            shard = shards.shard_of(part) if shards else None
             if not force and existing.get(part.number) == part.rows:
-                report.parts.append(PartResult(part.number, part.rows, 0.0, skipped=True))
+                report.parts.append(PartResult(part.number, part.rows, 0.0, skipped=True, shard=shard))
                 continue
-            report.parts.append(_ingest_part(store, part, batch_rows, progress))
+            report.parts.append(_ingest_part(store, part, batch_rows, progress, shard))
     finally:
-        store.execute(f"SYSTEM START MERGES {store.table(TABLE)}")
+        store.execute(f"SYSTEM START MERGES{on} {local_table(store)}")
     if any(existing.get(p.part) for p in report.parts if not p.skipped):
         if not (prompt and space.await_outdated_parts(store)):
             progress.finish("the engine deletes the replaced copies of re-ingested parts in the next minutes "
@@ -133,40 +146,90 @@ def ingest(
     return report
 
 
-def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Progress) -> PartResult:
+class _Placement:
+    """Which shard each part goes to: where its rows already are, else the shard with the fewest rows."""
+
+    def __init__(self, loads: dict[int, int], where: dict[int, int]):
+        self.loads, self.where = loads, where
+
+    @classmethod
+    def of(cls, store: Store) -> "_Placement":
+        """The store's shards with their rows, and where its parts are."""
+        parts = data_parts(store)
+        return cls(shard_loads(store, parts), placement(parts))
+
+    def shard_of(self, part: CheckedPart) -> int:
+        shard = self.where.get(part.number)
+        if shard is None:
+            shard = self.where[part.number] = choose_shard(self.loads)
+            self.loads[shard] += part.rows
+        return shard
+
+
+def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Progress,
+                 shard: int | None = None) -> PartResult:
     started = time.perf_counter()
     stage = f"{STAGE_PREFIX}{part.number}"
-    store.execute(f"DROP TABLE IF EXISTS {store.table(stage)} SYNC")
-    store.execute(f"CREATE TABLE {store.table(stage)} AS {store.table(TABLE)}")
+    on = on_cluster(store)
+    _drop_stage(store, stage)
+    store.execute(f"CREATE TABLE {store.table(stage)}{on} AS {local_table(store)}")
     # With vector indexes, every inserted batch would get an HNSW graph of its own, rebuilt
     # on each merge: stage without them, merge once, then build one graph for the part.
     indexes = index_definitions(store)
     for ix in indexes:
-        store.execute(f"ALTER TABLE {store.table(stage)} DROP INDEX {ix['name']}")
+        store.execute(f"ALTER TABLE {store.table(stage)}{on} DROP INDEX {ix['name']}")
     # Merging the staged batches would cost more time and memory than the insert itself.
-    store.execute(f"SYSTEM STOP MERGES {store.table(stage)}")
-    progress.start(f"part {part.number}", part.rows)
+    store.execute(f"SYSTEM STOP MERGES{on} {store.table(stage)}")
+    # On a cluster the rows travel through a Distributed table over the stages, to one shard's.
+    into, settings = stage, None
+    if shard is not None:
+        into, settings = stage + DISTRIBUTED_SUFFIX, {"insert_shard_id": shard, "distributed_foreground_insert": 1}
+        store.execute(f"CREATE TABLE {store.table(into)} AS {store.table(stage)} "
+                      f"ENGINE = {distributed_engine(store, stage)}")
+    progress.start(f"part {part.number}" + (f" -> shard {shard}" if shard is not None else ""), part.rows)
+    columns = table_columns(store)  # a store made by an older laionsearch has fewer: it keeps its own
     try:
         for batch in _prefetch(read_batches(part, batch_rows)):
-            store.insert_arrow(stage, batch)
+            store.insert_arrow(into, batch.select(columns) if batch.num_columns != len(columns) else batch, settings)
             progress.advance(batch.num_rows)
-        staged = store.query(f"SELECT count() AS n FROM {store.table(stage)}").column("n")[0].as_py()
+        staged = store.query(f"SELECT count() AS n FROM {store.table(into)}").column("n")[0].as_py()
         if staged != part.rows:
             raise IngestError(f"staged {staged} rows, expected {part.rows}")
         if indexes:
             build_indexes_on(store, stage, indexes)
-        # The one step that makes the part visible: atomic, and replaces any older copy.
-        store.execute(f"ALTER TABLE {store.table(TABLE)} REPLACE PARTITION {part.number:d} FROM {store.table(stage)}")
+        # The one step that makes the part visible: atomic (per shard), and replaces any older copy.
+        store.execute(f"ALTER TABLE {local_table(store)}{on} REPLACE PARTITION {part.number:d} "
+                      f"FROM {store.table(stage)}{_from_empty(store)}")
         _drop_detached(store, part.number)
     except LaionsearchError as exc:
         progress.finish(f"part {part.number}: failed")
         raise IngestError(f"part {part.number}: {exc}") from None
     finally:
-        store.execute(f"DROP TABLE IF EXISTS {store.table(stage)} SYNC")
+        _drop_stage(store, stage)
     seconds = time.perf_counter() - started
     indexed = f", {', '.join(ix['name'] for ix in indexes)} built" if indexes else ""
-    progress.finish(f"part {part.number}: {part.rows:,} rows in {seconds:.1f} s{indexed}")
-    return PartResult(part.number, part.rows, seconds, skipped=False)
+    where = f" on shard {shard}" if shard is not None else ""
+    progress.finish(f"part {part.number}: {part.rows:,} rows{where} in {seconds:.1f} s{indexed}")
+    return PartResult(part.number, part.rows, seconds, skipped=False, shard=shard)
+
+
+def _from_empty(store: Store) -> str:
+    """On shards other than the part's, the swap's source is empty and must drop their copy of the
+    part: ClickHouse 26.x refuses that unless asked (older servers did it by default)."""
+    if not on_cluster(store):
+        return ""
+    known = store.query("SELECT count() AS n FROM system.settings WHERE name = {n:String}",
+                        {"n": "allow_replace_partition_from_empty_source"}).column("n")[0].as_py()
+    return " SETTINGS allow_replace_partition_from_empty_source = 1" if known else ""
+
+
+def _drop_stage(store: Store, stage: str) -> None:
+    """Drop a staging table everywhere, with its Distributed table on a cluster.
+
+    With SYNC: its files go at once, not ~8 minutes later (the engine's default delay),
+    which a process that ends right away would never see."""
+    store.execute(f"DROP TABLE IF EXISTS {store.table(stage + DISTRIBUTED_SUFFIX)} SYNC")
+    store.execute(f"DROP TABLE IF EXISTS {store.table(stage)}{on_cluster(store)} SYNC")
 
 
 def _bytes_needed(store: Store, parts: list[CheckedPart]) -> int:
@@ -183,21 +246,27 @@ def _bytes_needed(store: Store, parts: list[CheckedPart]) -> int:
 
 def _drop_detached(store: Store, number: int) -> None:
     """Remove the data parts of part ``number`` that the engine set aside as damaged: the part
-    was just loaded again whole, so they are superseded (and would keep `check` failing)."""
+    was just loaded again whole, so they are superseded (and would keep `check` failing).
+
+    Not on a cluster of other servers: a statement there runs on every shard or on none,
+    and only one shard has such a data part (`check` names it)."""
+    if on_cluster(store):
+        return
     for detached in detached_parts(store):
         if detached["partition_id"] == str(number):
-            store.execute(f"ALTER TABLE {store.table(TABLE)} DROP DETACHED PART {{name:String}} "
+            store.execute(f"ALTER TABLE {local_table(store)} DROP DETACHED PART {{name:String}} "
                           "SETTINGS allow_drop_detached = 1", {"name": detached["name"]})
 
 
 def _drop_stages(store: Store) -> None:
-    """Drop staging tables left by a crashed run (they never hold visible data).
-
-    Every staging table is dropped with SYNC: its files go at once, not ~8 minutes later
-    (the engine's default delay), which a process that ends right away would never see."""
-    for name in store.tables():
-        if name.startswith(STAGE_PREFIX):
-            store.execute(f"DROP TABLE IF EXISTS {store.table(name)} SYNC")
+    """Drop staging tables left by a crashed run, on every shard (they never hold visible data)."""
+    names = store.query(
+        f"SELECT DISTINCT name FROM {everywhere(store, 'system.tables')} "
+        "WHERE database = {db:String} AND startsWith(name, {p:String})",
+        {"db": store.database, "p": STAGE_PREFIX},
+    ).column("name").to_pylist()
+    for name in sorted(n for n in names if not n.endswith(DISTRIBUTED_SUFFIX)):
+        _drop_stage(store, name)
 
 
 def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.Table]:
@@ -209,7 +278,9 @@ def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS) -> Ite
         text.seek(part.text.data_offset)
         try:
             meta = pq.ParquetFile(part.part.metadata)
-            for batch in meta.iter_batches(batch_size=batch_rows, columns=list(REQUIRED_COLUMNS)):
+            present = set(meta.schema_arrow.names)
+            wanted = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in present]
+            for batch in meta.iter_batches(batch_size=batch_rows, columns=wanted):
                 n = batch.num_rows
                 if offset + n > part.rows:
                     break
@@ -259,12 +330,27 @@ def _to_table(part: CheckedPart, offset: int, meta: pa.RecordBatch, img: np.ndar
             "image_embedding": _vectors(img, part.dim),
             "text_embedding": _vectors(text, part.dim),
             "part": pa.array(np.full(n, part.number, dtype=np.uint32)),
+            **{name: _size(part, meta, name) for name in ("width", "height", "original_width", "original_height")},
+            **{name: _text(part, meta, name) for name in ("LICENSE", "key", "image_path")},
         }
     )
 
 
+def _size(part: CheckedPart, meta: pa.RecordBatch, name: str) -> pa.Array:
+    """A pixel size as UInt32, 0 where the release has none (null, negative or no such column)."""
+    if name not in meta.schema.names:
+        return pa.array(np.zeros(meta.num_rows, dtype=np.uint32))
+    try:
+        values = pc.fill_null(meta.column(name).cast(pa.int64()), 0)
+    except pa.ArrowException as exc:
+        raise PartError(f"{part.part.metadata}: column {name} is not a whole number ({first_line(exc)})") from None
+    return pc.max_element_wise(values, 0).cast(pa.uint32(), safe=False)
+
+
 def _text(part: CheckedPart, meta: pa.RecordBatch, name: str) -> pa.Array:
-    """A string column with nulls stored as '' (the guide's schema has no NULLs)."""
+    """A string column with nulls stored as '' (the guide's schema has no NULLs); '' where the part has no such column."""
+    if name not in meta.schema.names:
+        return pa.array([""] * meta.num_rows, pa.string())
     try:
         return pc.fill_null(meta.column(name).cast(pa.string()), "")
     except pa.ArrowException as exc:

@@ -1,4 +1,4 @@
-"""Nearest-neighbour search over the ``laion`` table, by vector or by a stored row.
+"""Nearest-neighbour search over the ``laion`` table, for a ``Query`` or a vector, with ``Filters``.
 
 The query vector and every filter value are query parameters; the SQL text is
 fixed apart from the embedding column, which is chosen from a closed table.
@@ -15,12 +15,16 @@ import numpy as np
 
 from ..errors import ArgumentError, QueryError, StoreError
 from ..engine.params import vector_hex, vector_sql
-from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim
+from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim, table_columns
+from .filters import Filters
 from .index import indexed_columns
+from .query import Query, Term, resolve
+from .query import image as image_term
+from .query import row as row_term
+from .query import text as text_term
 from .results import SearchResult, with_plan
 from ..store import Store
 
-NSFW_VALUES = ("UNLIKELY", "UNSURE", "NSFW")
 MAX_K = 10_000
 MAX_EF = 100_000
 MAX_RESCORE = 100
@@ -73,26 +77,28 @@ def vector_of(store: Store, row_id: int, column: str = "image") -> np.ndarray:
 
 def search(
     store: Store,
-    vector: Sequence[float] | np.ndarray,
+    query: Query | Sequence[float] | np.ndarray,
     *,
     column: str = "image",
     k: int = 10,
+    filters: Filters | None = None,
     nsfw: Sequence[str] | None = None,
     min_similarity: float | None = None,
     exact: bool = False,
     ef: int | None = None,
     rescore: int | None = None,
+    model: str | None = None,
 ) -> SearchResult:
-    """The ``k`` rows nearest to ``vector`` by cosine distance.
+    """The ``k`` rows nearest to ``query`` (a ``Query`` of terms, or a vector) by cosine distance.
 
     Uses the column's HNSW index when there is one (approximate), unless
     ``exact``; ``ef`` sets the index's candidate list size for this search.
     ``rescore`` N fetches N x k candidates from the index and ranks them by their
     exact distance (for i8 and b1 indexes, whose own distances are coarse).
-    ``nsfw`` keeps rows whose NSFW tag is one of the given values;
-    ``min_similarity`` keeps rows whose caption-image similarity is at least
-    that. With filters, k rows come back whenever k rows match (see
-    ``plan_filtered``). Columns: id, url, caption, NSFW, similarity, distance
+    ``filters`` (or its two oldest fields as ``nsfw`` and ``min_similarity``) keeps
+    only the rows that pass; k rows come back whenever k rows match (see
+    ``plan_filtered``). ``model`` overrides the store's CLIP model for the query's
+    texts and images. Columns: id, url, caption, NSFW, similarity, distance
     (ascending); ``result.plan`` (and the table's metadata ``laionsearch.plan``)
     says how it ran. The result behaves as its Arrow table and shows as an
     image grid in notebooks.
@@ -104,8 +110,14 @@ def search(
         raise ArgumentError(f"ef must be between 1 and {MAX_EF}, got {ef}")
     if rescore is not None and not 1 <= rescore <= MAX_RESCORE:
         raise ArgumentError(f"rescore must be between 1 and {MAX_RESCORE}, got {rescore}")
-    target = _check_vector(store, vector)
-    condition, params = _filters(nsfw, min_similarity)
+    if nsfw or min_similarity is not None:
+        if filters is not None:
+            raise ArgumentError("give the filters either as filters= or as nsfw=/min_similarity=, not both")
+        filters = Filters.of(nsfw, min_similarity)
+    filters = filters or Filters()
+    require_columns(store, filters.columns())
+    target = query_vector(store, query, column, model) if isinstance(query, Query) else _check_vector(store, query)
+    condition, params = filters.condition()
     params.update(target=vector_hex(target), k=k)
     sql = (
         f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {vector_sql('target')}) AS distance "
@@ -118,7 +130,7 @@ def search(
     if not condition:
         fetch = [f"vector_search_index_fetch_multiplier = {rescore:d}"] if rescore else []
         return _run(store, sql, params, f"ann-rescored x{rescore}" if rescore else "ann", ann + fetch)
-    selectivity = estimate_selectivity(store, condition, params)
+    selectivity = estimate_selectivity(store, filters, params)
     multiplier = plan_filtered(selectivity, k)
     if multiplier is None:
         return _run(store, sql, params, f"exact-prefilter (selectivity ~{selectivity:.2%})", EXACT)
@@ -130,6 +142,33 @@ def search(
         # The index's candidates held too few matches: answer exactly rather than short.
         return _run(store, sql, params, "exact-prefilter (post-filter came back short)", EXACT)
     return result
+
+
+def query_vector(store: Store, query: Query, column: str = "image", model: str | None = None) -> np.ndarray:
+    """The unit vector a ``Query`` stands for, in the store's embedding space (texts and images
+    encoded by ``model``, else the store's CLIP model; rows read from ``column``)."""
+    dim = _require_table(store)
+
+    def vector_of_term(term: Term) -> np.ndarray:
+        if term.kind == "text":
+            return _encoder(store, model).encode_text(term.value)
+        if term.kind == "image":
+            return _encoder(store, model).encode_image(term.value)
+        if term.kind == "row":
+            return vector_of(store, term.value, column)
+        return np.asarray(term.value, dtype=np.float32)
+
+    return resolve(query, dim, vector_of_term)
+
+
+def require_columns(store: Store, needed: set[str]) -> None:
+    """Fail in one line when the store's table predates a column a filter reads."""
+    missing = sorted(needed - set(table_columns(store))) if needed and store.has_table(TABLE) else []
+    if missing:
+        raise ArgumentError(
+            f"store {store.location} was made before laionsearch kept {', '.join(missing)}; to filter on "
+            "it, ingest the parts into a new store (--db NEW) — this one keeps working without those filters"
+        )
 
 
 def plan_filtered(selectivity: float, k: int = 10) -> int | None:
@@ -147,11 +186,13 @@ def plan_filtered(selectivity: float, k: int = 10) -> int | None:
     return multiplier if multiplier * k <= MAX_CANDIDATES else None
 
 
-def estimate_selectivity(store: Store, condition: str, params: dict) -> float:
-    """Share of rows matching ``condition``, measured on the first ``SELECTIVITY_SAMPLE`` rows."""
+def estimate_selectivity(store: Store, filters: Filters, params: dict) -> float:
+    """Share of rows passing ``filters``, measured on the first ``SELECTIVITY_SAMPLE`` rows."""
+    condition, _ = filters.condition()
+    columns = ", ".join(f"`{c}`" for c in sorted(filters.columns()))
     rows = store.query(
         f"SELECT avg(({condition}) ? 1 : 0) AS s FROM "
-        f"(SELECT NSFW, similarity FROM {store.table(TABLE)} LIMIT {SELECTIVITY_SAMPLE:d})",
+        f"(SELECT {columns} FROM {store.table(TABLE)} LIMIT {SELECTIVITY_SAMPLE:d})",
         params,
     )
     value = rows.column("s")[0].as_py()
@@ -183,18 +224,16 @@ def _run(store: Store, sql: str, params: dict, plan: str, settings: list[str]) -
 
 
 
-def search_text(store: Store, text: str, *, model: str | None = None, column: str = "image", **options) -> SearchResult:
+def search_text(store: Store, text: str, *, column: str = "image", **options) -> SearchResult:
     """Rows nearest to ``text`` encoded by CLIP (image embeddings by default; ``column="text"`` for captions).
 
-    ``model`` overrides the store's CLIP model for this query."""
-    return search(store, _encoder(store, model).encode_text(text), column=column, **options)
+    ``model=`` overrides the store's CLIP model for this query."""
+    return search(store, Query.of(text_term(text)), column=column, **options)
 
 
-def search_image(
-    store: Store, image: str | Path | bytes, *, model: str | None = None, column: str = "image", **options
-) -> SearchResult:
+def search_image(store: Store, image: str | Path | bytes, *, column: str = "image", **options) -> SearchResult:
     """Rows nearest to an image (path, http(s) URL or bytes) encoded by CLIP."""
-    return search(store, _encoder(store, model).encode_image(image), column=column, **options)
+    return search(store, Query.of(image_term(image)), column=column, **options)
 
 
 def _encoder(store: Store, model: str | None):
@@ -207,25 +246,7 @@ def _encoder(store: Store, model: str | None):
 
 def search_like(store: Store, row_id: int, *, column: str = "image", **options) -> SearchResult:
     """Rows nearest to the stored row ``row_id`` (that row itself comes first)."""
-    return search(store, vector_of(store, row_id, column), column=column, **options)
-
-
-def _filters(nsfw: Sequence[str] | None, min_similarity: float | None) -> tuple[str, dict]:
-    """The WHERE condition (without WHERE) and its parameters."""
-    clauses, params = [], {}
-    if nsfw:
-        values = [v.strip().upper() for v in nsfw]
-        unknown = [v for v in values if v not in NSFW_VALUES]
-        if unknown:
-            raise ArgumentError(f"unknown NSFW value(s) {', '.join(unknown)}; choose from {', '.join(NSFW_VALUES)}")
-        clauses.append("NSFW IN {nsfw:Array(String)}")
-        params["nsfw"] = values
-    if min_similarity is not None:
-        if not np.isfinite(min_similarity):
-            raise ArgumentError("--min-similarity must be a finite number")
-        clauses.append("similarity >= {min_similarity:Float32}")
-        params["min_similarity"] = float(min_similarity)
-    return " AND ".join(clauses), params
+    return search(store, Query.of(row_term(row_id)), column=column, **options)
 
 
 def _check_vector(store: Store, vector: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
+from ..cluster import everywhere
 from ..errors import LaionsearchError
-from ..schema import TABLE
+from ..schema import local_name
 from ..sizes import human
 from ..store import Store
 
@@ -20,8 +21,9 @@ MARGIN = 1.15
 
 
 def free_bytes(store: Store) -> int:
-    """Free bytes on the disk that holds the store's tables (the smallest, if several)."""
-    rows = store.query("SELECT min(free_space) AS free FROM system.disks").to_pylist()
+    """Free bytes on the disk that holds the store's tables (the smallest, if several; on a cluster,
+    of every shard's)."""
+    rows = store.query(f"SELECT min(free_space) AS free FROM {everywhere(store, 'system.disks')}").to_pylist()
     return int(rows[0]["free"])
 
 
@@ -54,8 +56,9 @@ def await_outdated_parts(store: Store, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         rows = store.query(
-            "SELECT count() AS n FROM system.parts WHERE database = {db:String} AND table = {t:String} AND NOT active",
-            {"db": store.database, "t": TABLE},
+            f"SELECT count() AS n FROM {everywhere(store, 'system.parts')} "
+            "WHERE database = {db:String} AND table = {t:String} AND NOT active",
+            {"db": store.database, "t": local_name(store)},
         )
         if rows.column("n")[0].as_py() == 0:
             return True

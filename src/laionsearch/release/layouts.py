@@ -22,6 +22,8 @@ from ..errors import PartError, first_line
 
 #: Metadata columns laionsearch loads; every other column is ignored.
 REQUIRED_COLUMNS = ("url", "caption", "NSFW", "similarity")
+#: Loaded when the part has them (every LAION release does); 0 or '' otherwise.
+OPTIONAL_COLUMNS = ("width", "height", "original_width", "original_height", "LICENSE", "key", "image_path")
 
 _PATTERNS = {
     "img_emb": re.compile(r"^img_emb_(\d+)\.npy$"),

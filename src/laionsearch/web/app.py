@@ -21,19 +21,24 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..cluster import describe, placement
 from ..errors import ArgumentError, EncoderError, IndexingError, LaionsearchError, QueryError, StoreError
 from ..formatting import rows_of
 from ..ops.evaluate import last_eval
 from ..ops.index import index_status
 from ..ops.indexcache import cache_use
 from ..ops.results import plan_of
-from ..ops.search import search, search_like
+from ..ops import query
+from ..ops.filters import Filters
+from ..ops.query import Query
+from ..ops.search import search, vector_of
 from ..plots import Point, layout, to_svg
-from ..schema import RESULT_COLUMNS, TABLE, stored_dim, stored_parts, stored_storage
+from ..schema import RESULT_COLUMNS, TABLE, data_parts, stored_dim, stored_parts, stored_storage
 from ..store import Store
 from ..urlfetch import fetch
 from .guard import BodyGuard, Refused, SlowWork
 from .requests import INDEX_NAME, MAX_IMAGE_B64, MAX_UPLOAD_BYTES, KnnRequest, MetadataRequest, SearchRequest
+from .requests import Term as TermRequest
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = MAX_IMAGE_B64 + 64 * 1024  # the largest image upload and the rest of a request
@@ -122,13 +127,16 @@ def create_app(
         parts = stored_parts(store)
         run = last_eval(store)
         cache = cache_use(store)
+        catalogue = data_parts(store)
+        where = placement(catalogue) if store.cluster is not None else {}
         return {
             "ok": True,
             "location": store.location,
             "rows": sum(parts.values()),
             "dim": stored_dim(store),
             "storage": stored_storage(store),
-            "parts": [{"part": p, "rows": n} for p, n in parts.items()],
+            "cluster": describe(store, catalogue),
+            "parts": [{"part": p, "rows": n, **({"shard": where[p]} if where else {})} for p, n in parts.items()],
             "indexes": [dataclasses.asdict(s) for s in index_status(store)],
             "index_cache": {"size": cache.size, "used": cache.used},
             "last_eval": dataclasses.asdict(run) if run else None,
@@ -146,18 +154,33 @@ def create_app(
 
     @app.post("/api/search", response_class=JSONResponse)
     async def api_search(request: SearchRequest) -> JSONResponse:
-        """Nearest rows to a text, image, vector or stored row, with filters."""
-        options = dict(column=request.column, k=request.k, exact=request.exact, ef=request.ef,
-                       rescore=request.rescore, nsfw=request.nsfw,
-                       min_similarity=request.min_similarity)
-        queries = [request.text, request.image, request.image_url, request.vector, request.like_id]
-        if sum(q is not None for q in queries) != 1:
-            raise Refused("give exactly one of text, image, image_url, vector, like_id")
-        if request.like_id is not None:
-            result = await run_in_threadpool(search_like, store, request.like_id, **options)
-        else:
-            vector = await query_vector(request.text, request.image, request.image_url, request.vector)
-            result = await run_in_threadpool(search, store, vector, **options)
+        """Nearest rows to a query of texts, images, vectors and stored rows (minus negative ones), with filters."""
+        filters = Filters(
+            nsfw=tuple(request.nsfw or ()), min_similarity=request.min_similarity, min_width=request.min_width,
+            min_height=request.min_height, aspect=tuple(map(float, request.aspect)) if request.aspect else None,
+            licenses=tuple(request.license or ()), url_domain=request.url_domain,
+        )
+        single = TermRequest(text=request.text, image=request.image, image_url=request.image_url,
+                             vector=request.vector, like_id=request.like_id)
+        if single.given() > 1:
+            raise Refused("give at most one of text, image, image_url, vector, like_id (more terms go in positive)")
+        positive = ([single] if single.given() else []) + request.positive
+        if not positive:
+            raise Refused("give a query: one of text, image, image_url, vector, like_id, or a positive list")
+        for term in positive + request.negative:
+            if term.given() != 1:
+                raise Refused("each query term takes exactly one of text, image, image_url, vector, like_id")
+
+        async def resolved(term: TermRequest):
+            if term.like_id is not None:
+                found = await run_in_threadpool(vector_of, store, term.like_id, request.column)
+            else:
+                found = await query_vector(term.text, term.image, term.image_url, term.vector)
+            return query.vector(found, float(term.weight))
+
+        terms = Query(tuple([await resolved(t) for t in positive]), tuple([await resolved(t) for t in request.negative]))
+        result = await run_in_threadpool(search, store, terms, column=request.column, k=request.k,
+                                         exact=request.exact, ef=request.ef, rescore=request.rescore, filters=filters)
         return JSONResponse({"ok": True, "plan": plan_of(result), "results": rows_of(result)})
 
     @app.post("/knn-service", response_class=JSONResponse)

@@ -19,6 +19,7 @@ MAX_IDS = 10_000
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_IMAGE_B64 = MAX_UPLOAD_BYTES * 4 // 3 + 64  # base64 of the largest upload, plus a data: URL prefix
 MAX_URL_CHARS = 2048
+MAX_TERMS = 16
 
 
 def _unicode(text: str) -> str:
@@ -35,14 +36,31 @@ ImageB64 = Annotated[str, Field(description="base64 of an image file (10 MB at m
 ImageUrl = Annotated[str, Field(max_length=MAX_URL_CHARS, description="http(s) URL of an image on a public host")]
 
 
-class SearchRequest(BaseModel):
-    """laionsearch's own search request: exactly one of text, image, image_url, vector, like_id."""
+class Term(BaseModel):
+    """One query term: exactly one of text, image, image_url, vector, like_id, and its weight."""
 
     text: Text | None = None
     image: ImageB64 | None = None
     image_url: ImageUrl | None = None
     vector: Vector | None = None
     like_id: StrictInt | None = None
+    weight: StrictFloat | StrictInt = Field(1.0, gt=0, le=100)
+
+    def given(self) -> int:
+        return sum(v is not None for v in (self.text, self.image, self.image_url, self.vector, self.like_id))
+
+
+class SearchRequest(BaseModel):
+    """laionsearch's own search request: a query of ``positive`` and ``negative`` terms (the single
+    fields text, image, image_url, vector, like_id are one more positive term), and filters."""
+
+    text: Text | None = None
+    image: ImageB64 | None = None
+    image_url: ImageUrl | None = None
+    vector: Vector | None = None
+    like_id: StrictInt | None = None
+    positive: list[Term] = Field([], max_length=MAX_TERMS // 2)
+    negative: list[Term] = Field([], max_length=MAX_TERMS // 2)
     column: Literal["image", "text"] = "image"
     k: StrictInt = Field(10, ge=1, le=MAX_K)
     exact: StrictBool = False
@@ -52,6 +70,12 @@ class SearchRequest(BaseModel):
         None, max_length=3, description="keep only these tags: UNLIKELY, UNSURE, NSFW"
     )
     min_similarity: StrictFloat | None = None
+    min_width: StrictInt | None = Field(None, ge=0, le=1_000_000, description="original image width, pixels")
+    min_height: StrictInt | None = Field(None, ge=0, le=1_000_000, description="original image height, pixels")
+    aspect: tuple[StrictFloat | StrictInt, StrictFloat | StrictInt] | None = Field(
+        None, description="[min, max] of the original width / height")
+    license: list[Annotated[str, Field(max_length=200)]] | None = Field(None, max_length=20)
+    url_domain: Annotated[str, Field(max_length=253)] | None = None
 
 
 class KnnRequest(BaseModel):

@@ -50,8 +50,15 @@ async function storeView() {
     const mb = (bytes) => (bytes / 1e6).toFixed(1);
     const parts = [heading(`${s.rows.toLocaleString()} rows in ${s.parts.length} part(s) · dim ${s.dim ?? "-"} · ` +
                            `${s.storage ?? "-"} · ${s.location}`),
-      table(["part", "rows"], s.parts.map((p) => [p.part, p.rows.toLocaleString()])),
-      heading("Vector indexes")];
+      s.cluster
+        ? table(["part", "rows", "shard"], s.parts.map((p) => [p.part, p.rows.toLocaleString(), p.shard]))
+        : table(["part", "rows"], s.parts.map((p) => [p.part, p.rows.toLocaleString()]))];
+    if (s.cluster) {
+      parts.push(heading(`Cluster ${s.cluster.name}`),
+        table(["shard", "hosts", "rows"], s.cluster.shards.map((h) => [h.shard, h.hosts.join(", "),
+                                                                      h.rows.toLocaleString()])));
+    }
+    parts.push(heading("Vector indexes"));
     parts.push(document.createTextNode(`vector index cache: ${mb(s.index_cache.used)} MB loaded of ` +
                                        `${mb(s.index_cache.size)} MB`));
     if (s.indexes.length) {
@@ -79,17 +86,63 @@ async function storeView() {
   }
 }
 
-function request() {
-  const body = { column: $("column").value, k: Number($("k").value) || 10, exact: $("exact").checked };
-  if ($("safe").checked) body.nsfw = ["UNLIKELY", "UNSURE"];
+// The current query: terms to move towards (positive) and away from (negative), shown as chips.
+let terms = [];
+
+function baseTerm() {
   const id = $("query-id").value.trim(), vector = $("query-vector").value.trim(), text = $("query-text").value.trim();
-  if (imageData) body.image = imageData;
-  else if (id) body.like_id = Number(id);
-  else if (vector) {
-    try { body.vector = JSON.parse(vector); } catch (e) { throw new Error("the vector is not valid JSON"); }
-  } else if (text) body.text = text;
-  else throw new Error("type a text, drop an image, or give a row id or vector");
+  if (imageData) return { term: { image: imageData }, label: `image ${$("image-name").textContent}` };
+  if (id) return { term: { like_id: Number(id) }, label: `row ${id}` };
+  if (vector) {
+    try { return { term: { vector: JSON.parse(vector) }, label: "vector" }; }
+    catch (e) { throw new Error("the vector is not valid JSON"); }
+  }
+  if (text) return { term: { text }, label: `“${text}”` };
+  throw new Error("type a text, drop an image, or give a row id or vector");
+}
+
+function request() {
+  const body = { column: $("column").value, k: Number($("k").value) || 10, exact: $("exact").checked,
+                 positive: terms.filter((t) => !t.negative).map((t) => t.term),
+                 negative: terms.filter((t) => t.negative).map((t) => t.term) };
+  if (!body.positive.length) throw new Error("the query has no positive term left: search for something");
+  if ($("safe").checked) body.nsfw = ["UNLIKELY", "UNSURE"];
+  const minWidth = Number($("min-width").value), minHeight = Number($("min-height").value);
+  if (minWidth > 0) body.min_width = minWidth;
+  if (minHeight > 0) body.min_height = minHeight;
   return body;
+}
+
+function renderChips() {
+  const box = $("chips");
+  box.replaceChildren();
+  for (const [i, t] of terms.entries()) {
+    const chip = document.createElement("span");
+    chip.className = `chip ${t.negative ? "negative" : "positive"}`;
+    chip.dataset.index = i;
+    chip.textContent = `${t.negative ? "less like" : "more like"} ${t.label}`;
+    const remove = document.createElement("button");
+    remove.type = "button"; remove.className = "remove"; remove.title = "remove"; remove.textContent = "×";
+    remove.onclick = () => { terms.splice(i, 1); renderChips(); search(); };
+    chip.append(remove);
+    box.append(chip);
+  }
+}
+
+function search() {
+  if (!terms.some((t) => !t.negative)) {
+    $("message").textContent = "the query has no positive term left: search for something";
+    $("results").replaceChildren();
+    return;
+  }
+  try { runSearch(request()).catch((e) => { $("message").textContent = `Error: ${e.message}`; }); }
+  catch (e) { $("message").textContent = e.message; }
+}
+
+function newQuery() {
+  try { terms = [baseTerm()]; } catch (e) { $("message").textContent = e.message; return; }
+  renderChips();
+  search();
 }
 
 async function runSearch(body) {
@@ -136,20 +189,21 @@ function render(rows) {
     link.href = row.url; link.target = "_blank"; link.rel = "noopener noreferrer"; link.textContent = "open";
     const more = document.createElement("button");
     more.type = "button"; more.className = "more"; more.textContent = "more like this";
-    more.onclick = () => moreLikeThis(row.id);
-    actions.append(link, more);
+    more.onclick = () => addTerm(row.id, false);
+    const less = document.createElement("button");
+    less.type = "button"; less.className = "less"; less.textContent = "less like this";
+    less.onclick = () => addTerm(row.id, true);
+    actions.append(link, more, less);
     body.append(caption, meta, actions);
     card.append(img, body);
     grid.append(card);
   }
 }
 
-function moreLikeThis(id) {
-  clearImage();
-  $("query-text").value = ""; $("query-vector").value = "";
-  $("query-id").value = id;
-  const body = request();
-  runSearch(body).catch((e) => { $("message").textContent = `Error: ${e.message}`; });
+function addTerm(id, negative) {
+  terms.push({ term: { like_id: Number(id) }, label: `row ${id}`, negative });
+  renderChips();
+  search();
 }
 
 function clearImage() { imageData = null; $("image-name").textContent = ""; }
@@ -162,7 +216,7 @@ function useFile(file) {
     imageData = String(reader.result).split(",")[1];
     $("image-name").textContent = file.name;
     $("query-id").value = ""; $("query-vector").value = "";
-    runSearch(request()).catch((e) => { $("message").textContent = `Error: ${e.message}`; });
+    newQuery();
   };
   reader.readAsDataURL(file);
 }
@@ -171,8 +225,7 @@ $("search-form").addEventListener("submit", (event) => {
   event.preventDefault();
   if ($("query-text").value.trim() || $("query-vector").value.trim()) { clearImage(); }
   if ($("query-text").value.trim()) { $("query-id").value = ""; }
-  try { runSearch(request()).catch((e) => { $("message").textContent = `Error: ${e.message}`; }); }
-  catch (e) { $("message").textContent = e.message; }
+  newQuery();
 });
 $("image-file").addEventListener("change", (e) => useFile(e.target.files[0]));
 const zone = $("drop-zone");

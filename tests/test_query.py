@@ -1,0 +1,191 @@
+"""One query model: weighted positive and negative terms, and every metadata filter, checked against numpy."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from laionsearch import ArgumentError, Filters, Query, ingest, row_id, search, search_like
+from laionsearch.ops import query as q
+from laionsearch.ops.filters import parse_aspect
+from laionsearch.ops.query import combine, parse_weighted
+
+from .conftest import SMALL_ROWS, run_cli
+
+
+@pytest.fixture
+def loaded(store, parts_dir):
+    ingest(store, parts_dir)
+    return store
+
+
+def rows(parts_dir):
+    """Every row of both parts as numpy sees them: ids, image vectors and the metadata columns."""
+    vectors = np.vstack([np.load(parts_dir / "img_emb" / f"img_emb_{n}.npy").astype(np.float32) for n in (0, 1)])
+    meta = {}
+    for n in (0, 1):
+        table = pq.read_table(parts_dir / "metadata" / f"metadata_{n}.parquet")
+        for name in ("original_width", "original_height", "LICENSE", "url", "similarity", "NSFW"):
+            meta.setdefault(name, []).extend(table.column(name).to_pylist())
+    ids = np.array([row_id(n, i) for n in (0, 1) for i in range(SMALL_ROWS)])
+    return ids, vectors, {k: np.array(v) for k, v in meta.items()}
+
+
+def numpy_ids(ids, vectors, query, k, mask=None):
+    unit = query / np.linalg.norm(query)
+    dist = 1 - vectors @ unit / np.linalg.norm(vectors, axis=1)
+    if mask is not None:
+        dist = np.where(mask, dist, np.inf)
+    order = np.argsort(dist, kind="stable")[:k]
+    return ids[order[np.isfinite(dist[order])]].tolist()
+
+
+def unit(v):
+    return v / np.linalg.norm(v)
+
+
+# ---- the query model -------------------------------------------------------------------------------------------
+
+def test_terms_are_unit_vectors_summed_by_weight():
+    a, b = np.array([3.0, 0, 0]), np.array([0, 0.5, 0])
+    np.testing.assert_allclose(combine([(1, a), (1, b)], 3), unit(np.array([1, 1, 0])), atol=1e-6)
+    np.testing.assert_allclose(combine([(2, a), (-1, b)], 3), unit(np.array([2, -1, 0])), atol=1e-6)
+    with pytest.raises(ArgumentError, match="cancel out"):
+        combine([(1, a), (-1, a * 7)], 3)
+    with pytest.raises(ArgumentError, match="4 dimensions"):
+        combine([(1, np.ones(4))], 3)
+    with pytest.raises(ArgumentError, match="not all zeros"):
+        combine([(1, np.zeros(3))], 3)
+
+
+@pytest.mark.parametrize("value, parsed", [
+    ("a dog", (1.0, "a dog")), ("0.5*a watercolour", (0.5, "a watercolour")), ("2 * cats", (2.0, "cats")),
+    (".25*x", (0.25, "x")), ("a*b", (1.0, "a*b")), ("3:10 to Yuma", (1.0, "3:10 to Yuma")),
+])
+def test_cli_weights(value, parsed):
+    assert parse_weighted(value) == parsed
+
+
+def test_bad_queries_are_refused():
+    with pytest.raises(ArgumentError, match="positive term"):
+        Query((), (q.text("x"),))
+    with pytest.raises(ArgumentError, match="weight"):
+        q.text("x", weight=0)
+    with pytest.raises(ArgumentError, match="at most 16"):
+        Query(tuple(q.row(i) for i in range(17)))
+    with pytest.raises(ArgumentError, match="Terms"):
+        Query(("a dog",))
+    assert str(Query.of(q.text("sea"), q.row(3, 0.5), negative=[q.text("cartoon")])) == \
+        "'sea' + 0.5*row 3 - 'cartoon'"
+
+
+def test_one_row_term_is_search_like(loaded):
+    alone = search(loaded, Query.of(q.row(12)), k=10, exact=True).column("id").to_pylist()
+    assert alone == search_like(loaded, 12, k=10, exact=True).column("id").to_pylist() and alone[0] == 12
+
+
+def test_mixed_terms_search_their_weighted_sum(loaded, parts_dir):
+    ids, vectors, _ = rows(parts_dir)
+    a, b = vectors[5], vectors[SMALL_ROWS + 40]
+    got = search(loaded, Query.of(q.row(5), q.vector(b * 3, weight=2)), k=15, exact=True).column("id").to_pylist()
+    assert got == numpy_ids(ids, vectors, unit(a) + 2 * unit(b), 15)
+
+
+def test_negative_terms_move_results_away(loaded, parts_dir):
+    ids, vectors, _ = rows(parts_dir)
+    a = vectors[7]
+    # The row least like a's top neighbours' centre that is still close to a: a direction to move away from.
+    near = numpy_ids(ids, vectors, a, 50)
+    away = vectors[np.searchsorted(ids, near[25])]
+    plain = search(loaded, Query.of(q.row(7)), k=20, exact=True).column("id").to_pylist()
+    moved = search(loaded, Query.of(q.row(7), negative=[q.row(int(near[25]))]), k=20, exact=True)
+    moved_ids = moved.column("id").to_pylist()
+    assert moved_ids == numpy_ids(ids, vectors, unit(a) - unit(away), 20)
+
+    def closeness(found):
+        return float(np.mean([unit(vectors[np.searchsorted(ids, i)]) @ unit(away) for i in found]))
+
+    assert closeness(moved_ids) < closeness(plain) - 0.1
+    assert int(near[25]) not in moved_ids
+
+
+# ---- filters ------------------------------------------------------------------------------------------------------
+
+FILTERS = {
+    "min_width": (Filters(min_width=1500), lambda m: m["original_width"] >= 1500),
+    "min_height": (Filters(min_height=2000), lambda m: m["original_height"] >= 2000),
+    "aspect": (Filters(aspect=(1.8, 2.5)), lambda m: (m["original_height"] > 0) & (
+        m["original_width"] / np.maximum(m["original_height"], 1) >= 1.8) & (
+        m["original_width"] / np.maximum(m["original_height"], 1) <= 2.5)),
+    "license": (Filters(licenses=("CC-BY 4.0",)), lambda m: m["LICENSE"] == "CC-BY 4.0"),
+    "domain": (Filters(url_domain="Example.org"), lambda m: np.ones(len(m["url"]), bool)),
+    "other domain": (Filters(url_domain="example.com"), lambda m: np.zeros(len(m["url"]), bool)),
+    "combined": (Filters(min_width=800, licenses=("?",), nsfw=("UNLIKELY",), aspect=(0.5, 2)),
+                 lambda m: (m["original_width"] >= 800) & (m["LICENSE"] == "?") & (m["NSFW"] == "UNLIKELY") & (
+                     m["original_width"] / np.maximum(m["original_height"], 1) >= 0.5) & (
+                     m["original_width"] / np.maximum(m["original_height"], 1) <= 2)),
+}
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_every_filter_equals_numpy(loaded, parts_dir, name):
+    ids, vectors, meta = rows(parts_dir)
+    filters, mask_of = FILTERS[name]
+    mask = mask_of(meta)
+    for i in (3, 2500):
+        got = search(loaded, vectors[i], k=20, filters=filters).column("id").to_pylist()
+        assert got == numpy_ids(ids, vectors, vectors[i], 20, mask), name
+        assert len(got) == min(20, int(mask.sum()))
+
+
+def test_bad_filters_are_one_line():
+    for make, message in [
+        (lambda: Filters(nsfw=("maybe",)), "unknown NSFW"),
+        (lambda: Filters(aspect=(2, 1)), "MIN <= MAX"),
+        (lambda: Filters(min_width=-1), "between 0"),
+        (lambda: Filters(url_domain="exa mple.org"), "host name"),
+        (lambda: Filters(licenses=tuple(str(i) for i in range(21))), "at most 20"),
+        (lambda: parse_aspect("wide"), "MIN:MAX"),
+        (lambda: parse_aspect("a:b"), "numbers"),
+    ]:
+        with pytest.raises(ArgumentError, match=message) as err:
+            make()
+        assert "\n" not in str(err.value)
+    assert parse_aspect("1.5:") == (1.5, 1e6) and parse_aspect(":0.8") == (1e-6, 0.8)
+
+
+def test_a_store_made_before_the_metadata_columns(store, parts_dir):
+    ingest(store, parts_dir, [0])
+    store.execute(f"ALTER TABLE {store.table('laion')} DROP COLUMN original_width")  # as an older laionsearch made it
+    with pytest.raises(ArgumentError, match="made before laionsearch kept original_width.*new store"):
+        search(store, np.ones(512, np.float32), filters=Filters(min_width=10))
+    assert search(store, np.ones(512, np.float32), k=3, nsfw=["UNLIKELY"]).num_rows == 3
+    ingest(store, parts_dir, [1])  # more parts still go in, with the columns the table has
+    assert search_like(store, row_id(1, 5), k=1).column("id").to_pylist() == [row_id(1, 5)]
+
+
+# ---- the CLI ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cli_terms_weights_and_filters(parts_dir, tmp_path):
+    db = tmp_path / "db"
+    run_cli("ingest", str(parts_dir), db=db)
+    ids, vectors, meta = rows(parts_dir)
+    (tmp_path / "v.json").write_text(json.dumps(vectors[9].tolist()))
+    out = run_cli("search", "--like-id", "12", "--vector-file", f"0.5*{tmp_path / 'v.json'}", "--not-id", "100000003",
+                  "--min-width", "600", "--license", "?", "--aspect", "0.5:2", "-k", "12", "--format", "json", db=db)
+    got = [r["id"] for r in json.loads(out.stdout)]
+    mask = (meta["original_width"] >= 600) & (meta["LICENSE"] == "?") & (
+        meta["original_width"] / np.maximum(meta["original_height"], 1) >= 0.5) & (
+        meta["original_width"] / np.maximum(meta["original_height"], 1) <= 2)
+    query = unit(vectors[12]) + 0.5 * unit(vectors[9]) - unit(vectors[SMALL_ROWS + 3])
+    assert got == numpy_ids(ids, vectors, query, 12, mask)
+    for args, message in [
+        (["--not-id", "5"], "give a query"),
+        (["--like-id", "x"], "row id"),
+        (["--like-id", "5", "--aspect", "2"], "MIN:MAX"),
+        (["--like-id", "5", "--like-id", "0*7"], "weight"),
+    ]:
+        proc = run_cli("search", *args, db=db, check=False)
+        assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
