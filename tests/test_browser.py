@@ -49,6 +49,13 @@ def test_search_then_more_and_less_like_this(browser, live_server):  # noqa: F81
     # Dead image URLs (these are example.org) fall back to the placeholder.
     page.wait_for_function("[...document.querySelectorAll('.card img')].some(i => i.src.startsWith('data:image/svg'))")
 
+    # Scrolling to the end loads the next page below, without repeating a row.
+    page.mouse.wheel(0, 20000)
+    page.wait_for_function("document.querySelectorAll('.card').length >= 40")
+    scrolled = _ids(page)
+    assert scrolled[:20] == first_ids and len(set(scrolled)) == len(scrolled)
+    page.mouse.wheel(0, -40000)
+
     # "more like this" adds the row to the query, shown as a chip; the results move towards it.
     target = first_ids[3]
     page.click(f".card[data-id='{target}'] button.more")
@@ -63,7 +70,7 @@ def test_search_then_more_and_less_like_this(browser, live_server):  # noqa: F81
     page.wait_for_function("document.querySelectorAll('.chip').length === 1")
     page.wait_for_function(f"document.querySelector('.card').dataset.id === '{target}' && "
                            f"document.getElementById('message').textContent.includes('result(s)')")
-    by_row = _ids(page)
+    by_row = _ids(page)[:20]
 
     # "less like this" on another card pushes that row (and its neighbours) out of the results.
     pushed = by_row[1]

@@ -24,6 +24,9 @@ def test_get_matches_download_then_ingest_and_removes_raw_files(server, parts_di
 
     again = run_cli("get", *common, "--dest", str(tmp_path / "raw"), db=tmp_path / "db-get").stderr
     assert "2 part(s) already in the store" in again and "0.0 MB downloaded" in again
+    # The store knows where its vectors come from, so text queries pick the right CLIP model.
+    info = run_cli("info", db=tmp_path / "db-get").stderr
+    assert "vectors by openai/clip-vit-base-patch32 (laion400m)" in info
 
 
 @pytest.mark.slow

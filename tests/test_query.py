@@ -189,3 +189,84 @@ def test_cli_terms_weights_and_filters(parts_dir, tmp_path):
     ]:
         proc = run_cli("search", *args, db=db, check=False)
         assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
+
+
+# ---- pages, vectors, near-duplicates ------------------------------------------------------------------------------
+
+def test_pages_follow_each_other(loaded, parts_dir):
+    ids, vectors, _ = rows(parts_dir)
+    pages = [search(loaded, vectors[40], k=7, offset=o, exact=True).column("id").to_pylist() for o in (0, 7, 14)]
+    whole = [i for page in pages for i in page]
+    assert whole == numpy_ids(ids, vectors, vectors[40], 21) and len(set(whole)) == 21
+    with pytest.raises(ArgumentError, match="offset \\+ k at most 10,000"):
+        search(loaded, vectors[40], k=10, offset=9_991)
+
+
+def test_with_vectors_returns_the_stored_embeddings(loaded, parts_dir):
+    ids, vectors, _ = rows(parts_dir)
+    found = search(loaded, Query.of(q.row(300)), k=4, with_vectors=True)
+    assert found.column_names[-1] == "embedding"
+    for i, v in zip(found.column("id").to_pylist(), found.column("embedding").to_pylist()):
+        np.testing.assert_array_equal(np.asarray(v, np.float32), vectors[np.searchsorted(ids, i)])
+    assert "embedding" not in search(loaded, Query.of(q.row(300)), k=4).column_names
+
+
+@pytest.fixture
+def doubled(store, parts_dir, tmp_path):
+    """Part 0 and a copy of it as part 5: every image twice, same URL, same vector."""
+    import shutil
+
+    for sub, name in (("img_emb", "img_emb_{}.npy"), ("text_emb", "text_emb_{}.npy"),
+                      ("metadata", "metadata_{}.parquet")):
+        (tmp_path / sub).mkdir()
+        for number in (0, 5):
+            shutil.copy(parts_dir / sub / name.format(0), tmp_path / sub / name.format(number))
+    ingest(store, tmp_path)
+    return store
+
+
+@pytest.mark.parametrize("kind", ["url", "image"])
+def test_dedup_returns_k_distinct_rows(doubled, parts_dir, kind):
+    ids, vectors, meta = rows(parts_dir)
+    plain = search(doubled, vectors[17], k=10, exact=True)
+    assert len(set(plain.column("url").to_pylist())) == 5  # each image twice
+    distinct = search(doubled, vectors[17], k=10, dedup=kind, exact=True)
+    urls = distinct.column("url").to_pylist()
+    assert distinct.num_rows == 10 and len(set(urls)) == 10
+    expected = numpy_ids(ids[:SMALL_ROWS], vectors[:SMALL_ROWS], vectors[17], 10)
+    assert urls == [meta["url"][i] for i in expected]
+    assert f"dedup {kind}:" in distinct.plan
+    second = search(doubled, vectors[17], k=10, offset=10, dedup=kind, exact=True).column("url").to_pylist()
+    assert not set(second) & set(urls) and len(set(second)) == 10
+
+
+# ---- the model that made the store's vectors -----------------------------------------------------------------------
+
+def test_the_store_records_its_model_and_queries_use_it(store, parts_dir, tiny_clip, monkeypatch):
+    from laionsearch.schema import stored_origin
+
+    monkeypatch.delenv("LAIONSEARCH_MODEL", raising=False)
+    ingest(store, parts_dir, [0])
+    assert stored_origin(store) == {"model": "openai/clip-vit-base-patch32"}  # LAION's model for 512-d vectors
+    ingest(store, parts_dir, [1], model=tiny_clip)
+    assert stored_origin(store) == {"model": tiny_clip}
+    fresh = ls_store_like(store)  # no model given: the recorded one answers text queries
+    assert fresh.model_name() == tiny_clip
+    assert search(fresh, Query.of(q.text("a dog"), negative=[q.text("a cat")]), k=3).num_rows == 3
+
+
+def ls_store_like(store):
+    from laionsearch import Store
+
+    return Store(engine=store.engine, database=store.database)
+
+
+def test_a_model_of_another_dimension_is_one_line(store, tmp_path, tiny_clip):
+    from laionsearch import SynthSpec, synth_parts
+
+    synth_parts(tmp_path / "small", [0], SynthSpec(rows=300, dim=64, seed=2))
+    ingest(store, tmp_path / "small", model="my/model-64")
+    store.model = tiny_clip
+    with pytest.raises(ArgumentError, match="gives 512-d vectors, the store holds 64-d ones .made by my/model-64") as err:
+        search(store, Query.of(q.text("a dog")), k=3)
+    assert "\n" not in str(err.value)

@@ -89,7 +89,7 @@ def test_bad_requests_are_clear(loaded, store_path):
         search(loaded, [0.1, 0.2, 0.3])
     with pytest.raises(ArgumentError, match="not all zeros"):
         search(loaded, np.zeros(512))
-    with pytest.raises(ArgumentError, match="k must be between"):
+    with pytest.raises(ArgumentError, match="k must be at least 1"):
         search(loaded, np.ones(512), k=0)
     with pytest.raises(ArgumentError, match="unknown column"):
         search(loaded, np.ones(512), column="audio")

@@ -13,6 +13,8 @@ in whole, atomically (see ``ingest``).
 
 from __future__ import annotations
 
+import json
+
 from .cluster import LOCAL_TABLE, distributed_engine, everywhere, on_cluster
 from .errors import ArgumentError
 from .store import Store
@@ -194,6 +196,35 @@ def table_columns(store: Store) -> list[str]:
         "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",
         {"db": store.database, "t": TABLE},
     ).column("name").to_pylist())
+
+
+def stored_origin(store: Store) -> dict[str, str]:
+    """Where the store's vectors come from: ``dataset`` and ``model`` (the CLIP model that made them),
+    as ``ingest`` recorded them in the ``laion`` table's comment; {} before the first ingest."""
+    return store.fact("origin", lambda: _origin(store))
+
+
+def _origin(store: Store) -> dict[str, str]:
+    rows = store.query("SELECT comment FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                       {"db": store.database, "t": TABLE}).to_pylist()
+    try:
+        found = json.loads(rows[0]["comment"]) if rows and rows[0]["comment"] else {}
+    except ValueError:  # a comment someone else wrote
+        return {}
+    return {k: str(v) for k, v in found.items() if k in ("dataset", "model")} if isinstance(found, dict) else {}
+
+
+def record_origin(store: Store, *, dataset: str | None = None, model: str | None = None) -> None:
+    """Keep the vectors' dataset and model with the table (a second dataset is added to the first)."""
+    origin = dict(stored_origin(store))
+    if dataset and dataset not in origin.get("dataset", "").split(", "):
+        origin["dataset"] = ", ".join(filter(None, (origin.get("dataset"), dataset)))
+    if model:
+        origin["model"] = model
+    if origin == stored_origin(store):
+        return
+    text = json.dumps(origin, ensure_ascii=True).replace("\\", "\\\\").replace("'", "\\'")
+    store.execute(f"ALTER TABLE {store.table(TABLE)}{on_cluster(store)} MODIFY COMMENT '{text}'")
 
 
 def stored_dim(store: Store) -> int | None:

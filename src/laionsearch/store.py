@@ -41,7 +41,8 @@ class Store:
     else ``./laionsearch-data``). ``database`` selects a ClickHouse database
     (default: the URL's, else ``default``) and is created if missing, so several
     independent stores can share one engine. ``model`` is the CLIP model for
-    text and image queries (default ``$LAIONSEARCH_MODEL``, else ViT-B/32).
+    text and image queries (default: ``$LAIONSEARCH_MODEL``, else the model the
+    store recorded at ingest, else ViT-B/32).
     ``index_cache`` (bytes or e.g. ``"16GB"``; default ``$LAIONSEARCH_INDEX_CACHE``)
     sizes an embedded engine's vector index cache. ``cluster`` (default: the URL's
     ``?cluster=``, else ``$LAIONSEARCH_CLUSTER``) spreads the rows over a ClickHouse
@@ -163,11 +164,20 @@ class Store:
         with self._facts_lock:
             self._facts.clear()
 
+    def model_name(self) -> str:
+        """The CLIP model for this store's text and image queries: the one given (``model=``),
+        else ``$LAIONSEARCH_MODEL``, else the one ``ingest`` recorded as having made the
+        vectors, else OpenAI's ViT-B/32."""
+        from .clip.encoders import DEFAULT_MODEL
+        from .schema import stored_origin
+
+        return self.model or os.environ.get("LAIONSEARCH_MODEL") or stored_origin(self).get("model") or DEFAULT_MODEL
+
     def encoder(self):
-        """This store's CLIP encoder (loaded on first use; needs the [clip] extra)."""
+        """This store's CLIP encoder (``model_name``; loaded on first use; needs the [clip] extra)."""
         from .clip.encoders import get_encoder
 
-        return get_encoder(self.model)
+        return get_encoder(self.model_name())
 
     def tables(self) -> list[str]:
         """Names of the tables in this store's database."""

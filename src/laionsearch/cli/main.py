@@ -21,7 +21,8 @@ app = typer.Typer(
 )
 
 FORMAT_HELP = "Output format: table (default on a terminal), json (default when piped) or csv."
-MODEL_HELP = "CLIP model id or saved folder. Default: $LAIONSEARCH_MODEL, else openai/clip-vit-base-patch32."
+MODEL_HELP = ("CLIP model id or saved folder. Default: $LAIONSEARCH_MODEL, else the model the store recorded at ingest, "
+              "else openai/clip-vit-base-patch32.")
 
 
 @dataclass
@@ -114,6 +115,12 @@ def ingest(
         help="Embedding storage for a new store: float32 (default: exact, uncompressed), float32-lz4 (the guide's; "
         "5% smaller, slower) or bfloat16 (half the size, rounded). See docs/benchmarks.md.",
     ),
+    model: Optional[str] = typer.Option(
+        None, "--model",
+        help="The CLIP model that made these vectors (id or folder), recorded in the store for text and image "
+        "queries. Default: LAION's for the dimension (512: openai/clip-vit-base-patch32, 768: "
+        "openai/clip-vit-large-patch14).",
+    ),
 ) -> None:
     """Load parts into the store's `laion` table: streaming, atomic and idempotent per part.
 
@@ -131,7 +138,8 @@ def ingest(
     store = _store(ctx)
     with live_bars() as bars:
         report = ingest_parts(
-            store, folder, numbers, force=force, batch_rows=batch_rows, storage=storage, progress=RichProgress(bars)
+            store, folder, numbers, force=force, batch_rows=batch_rows, storage=storage, model=model,
+            progress=RichProgress(bars),
         )
     tell(report.summary())
 
@@ -153,7 +161,11 @@ def search(
     not_vector_file: Optional[list[str]] = typer.Option(None, "--not-vector-file", help="Move away from this vector."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     column: str = typer.Option("image", "--column", help="Embeddings to search: image or text."),
-    k: int = typer.Option(10, "-k", "--k", help="Number of rows to return."),
+    k: int = typer.Option(10, "-k", "--k", help="Number of rows to return (offset + k at most 10,000)."),
+    offset: int = typer.Option(0, "--offset", help="Skip this many rows first (the next page: --offset k)."),
+    dedup: Optional[str] = typer.Option(None, "--dedup", metavar="url|image",
+                                        help="Drop rows with a better-ranked row's URL, or a near-identical image."),
+    with_vectors: bool = typer.Option(False, "--with-vectors", help="Also return each row's searched embedding."),
     nsfw: Optional[str] = typer.Option(None, "--nsfw", help="Keep only these NSFW tags, e.g. UNLIKELY,UNSURE."),
     min_similarity: Optional[float] = typer.Option(
         None, "--min-similarity", help="Keep only rows whose caption-image similarity is at least this."
@@ -203,8 +215,8 @@ def search(
         aspect=parse_aspect(aspect) if aspect else None, licenses=tuple(license_ or ()), url_domain=url_domain,
     )
     store = _store(ctx, model)
-    result = run_search(store, Query(positive, negative), column=column, k=k, filters=filters, exact=exact, ef=ef,
-                        rescore=rescore)
+    result = run_search(store, Query(positive, negative), column=column, k=k, offset=offset, filters=filters,
+                        dedup=dedup, with_vectors=with_vectors, exact=exact, ef=ef, rescore=rescore)
     if explain:
         stderr.print(f"plan: {plan_of(result)}", highlight=False)
     print_rows(result, fmt)
@@ -711,17 +723,20 @@ def info(
 
     from .console import print_rows, stderr
     from ..cluster import describe, placement
-    from ..schema import data_parts, stored_dim, stored_parts, stored_storage
+    from ..schema import data_parts, stored_dim, stored_origin, stored_parts, stored_storage
 
     from ..ops.check import detached_parts
 
     _check_format(fmt)
     store = _store(ctx)
     parts = stored_parts(store)
+    origin = stored_origin(store)
     stderr.print(
         f"store {store.location}: {len(parts)} part(s), {sum(parts.values()):,} rows, dim {stored_dim(store) or '-'}, "
-        f"embeddings {stored_storage(store) or '-'}",
-        highlight=False,
+        f"embeddings {stored_storage(store) or '-'}"
+        + (f"; vectors by {origin['model']}" if origin.get("model") else "")
+        + (f" ({origin['dataset']})" if origin.get("dataset") else ""),
+        highlight=False, markup=False,
     )
     spread = describe(store, data_parts(store))
     if spread is not None:

@@ -79,17 +79,19 @@ def get(
     while (item := ready.get()) is not None:
         part, fetched = item
         report.transferred += fetched.transferred
-        _ingest_fetched(store, dest, part, fetched, plans[part], keep_raw, ingest_progress, report)
+        _ingest_fetched(store, source, dest, part, fetched, plans[part], keep_raw, ingest_progress, report)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _ingest_fetched(store, dest, part, fetched: DownloadReport, jobs, keep_raw, progress, report: GetReport) -> None:
+def _ingest_fetched(store, source: Dataset, dest, part, fetched: DownloadReport, jobs, keep_raw, progress,
+                    report: GetReport) -> None:
     if fetched.failed:
         report.failed[part] = "; ".join(f"{f.job.name}: {f.error}" for f in fetched.failed)
         return
     try:
-        result: IngestReport = ingest(store, dest, [part], progress=progress)
+        result: IngestReport = ingest(store, dest, [part], model=source.model, dataset=source.name,
+                                      progress=progress)
     except LaionsearchError as exc:
         report.failed[part] = str(exc)  # raw files stay, to inspect or retry
         return

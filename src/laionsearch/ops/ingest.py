@@ -31,8 +31,9 @@ from .check import detached_parts
 from .index import build_indexes_on, index_definitions, index_parameters
 from ..release.layouts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from ..progress import Progress
-from ..schema import (ID_STRIDE, STAGE_PREFIX, data_parts, ensure_table, local_table, prompt_cleanup, stored_dim,
-                      stored_parts, stored_storage, table_columns)
+from ..release.datasets import MODEL_FOR_DIM
+from ..schema import (ID_STRIDE, STAGE_PREFIX, data_parts, ensure_table, local_table, prompt_cleanup, record_origin,
+                      stored_dim, stored_origin, stored_parts, stored_storage, table_columns)
 from ..store import Store
 
 DEFAULT_BATCH_ROWS = 16384
@@ -85,6 +86,8 @@ def ingest(
     force: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     storage: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Load parts from ``folder`` (all found, or ``parts``) into ``store``.
@@ -93,6 +96,9 @@ def ingest(
     malformed, and ``IngestError`` if loading fails (that part is not kept).
     ``force`` re-loads parts that are already stored. ``storage`` (see
     ``schema.STORAGES``) applies when the table is created; default float32.
+    ``model`` (the CLIP model that made the vectors) and ``dataset`` are recorded
+    in the store, so text and image queries use that model; without them a new
+    store records LAION's model for the vectors' dimension.
     """
     if batch_rows <= 0:
         raise ArgumentError("batch size must be at least 1 row")
@@ -113,6 +119,8 @@ def ingest(
         raise PartError(f"part {too_long[0]}: more than {ID_STRIDE - 1:,} rows, ids would collide")
 
     ensure_table(store, storage)
+    if model or dataset or not stored_origin(store).get("model"):
+        record_origin(store, dataset=dataset, model=model or MODEL_FOR_DIM.get(next(iter(dims), 0)))
     prompt = prompt_cleanup(store)  # an older table gets the settings now (effective from the next run)
     _drop_stages(store)
     existing = stored_parts(store)

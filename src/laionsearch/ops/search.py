@@ -15,13 +15,14 @@ import numpy as np
 
 from ..errors import ArgumentError, QueryError, StoreError
 from ..engine.params import vector_hex, vector_sql
-from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim, table_columns
+from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim, stored_origin, table_columns
 from .filters import Filters
 from .index import indexed_columns
 from .query import Query, Term, resolve
 from .query import image as image_term
 from .query import row as row_term
 from .query import text as text_term
+from .dedup import DEDUP_KINDS, deduplicated
 from .results import SearchResult, with_plan
 from ..store import Store
 
@@ -81,15 +82,19 @@ def search(
     *,
     column: str = "image",
     k: int = 10,
+    offset: int = 0,
     filters: Filters | None = None,
     nsfw: Sequence[str] | None = None,
     min_similarity: float | None = None,
+    dedup: str | None = None,
+    with_vectors: bool = False,
     exact: bool = False,
     ef: int | None = None,
     rescore: int | None = None,
     model: str | None = None,
 ) -> SearchResult:
-    """The ``k`` rows nearest to ``query`` (a ``Query`` of terms, or a vector) by cosine distance.
+    """The ``k`` rows nearest to ``query`` (a ``Query`` of terms, or a vector) by cosine distance,
+    after the first ``offset`` (for pages: offset + k is at most ``MAX_K``).
 
     Uses the column's HNSW index when there is one (approximate), unless
     ``exact``; ``ef`` sets the index's candidate list size for this search.
@@ -97,19 +102,26 @@ def search(
     exact distance (for i8 and b1 indexes, whose own distances are coarse).
     ``filters`` (or its two oldest fields as ``nsfw`` and ``min_similarity``) keeps
     only the rows that pass; k rows come back whenever k rows match (see
-    ``plan_filtered``). ``model`` overrides the store's CLIP model for the query's
-    texts and images. Columns: id, url, caption, NSFW, similarity, distance
-    (ascending); ``result.plan`` (and the table's metadata ``laionsearch.plan``)
-    says how it ran. The result behaves as its Arrow table and shows as an
-    image grid in notebooks.
+    ``plan_filtered``). ``dedup`` ``url`` drops rows whose URL a better-ranked row
+    has, ``image`` rows whose embedding is within ``dedup.DEDUP_DISTANCE`` of a
+    better-ranked one's; k distinct rows come back whenever they exist.
+    ``with_vectors`` adds the searched embedding as column ``embedding``.
+    ``model`` overrides the store's CLIP model for the query's texts and images.
+    Columns: id, url, caption, NSFW, similarity, distance (ascending);
+    ``result.plan`` (and the table's metadata ``laionsearch.plan``) says how it
+    ran. The result behaves as its Arrow table and shows as an image grid in
+    notebooks.
     """
     col = embedding_column(column)
-    if not 1 <= k <= MAX_K:
-        raise ArgumentError(f"k must be between 1 and {MAX_K}, got {k}")
+    if not 1 <= k <= MAX_K or not 0 <= offset <= MAX_K - k:
+        raise ArgumentError(f"k must be at least 1 and offset at least 0, with offset + k at most {MAX_K:,}; "
+                            f"got k {k}, offset {offset}")
     if ef is not None and not 1 <= ef <= MAX_EF:
         raise ArgumentError(f"ef must be between 1 and {MAX_EF}, got {ef}")
     if rescore is not None and not 1 <= rescore <= MAX_RESCORE:
         raise ArgumentError(f"rescore must be between 1 and {MAX_RESCORE}, got {rescore}")
+    if dedup is not None and dedup not in DEDUP_KINDS:
+        raise ArgumentError(f"unknown dedup {dedup!r}; choose url or image")
     if nsfw or min_similarity is not None:
         if filters is not None:
             raise ArgumentError("give the filters either as filters= or as nsfw=/min_similarity=, not both")
@@ -117,31 +129,49 @@ def search(
     filters = filters or Filters()
     require_columns(store, filters.columns())
     target = query_vector(store, query, column, model) if isinstance(query, Query) else _check_vector(store, query)
-    condition, params = filters.condition()
-    params.update(target=vector_hex(target), k=k)
-    sql = (
-        f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {vector_sql('target')}) AS distance "
-        f"FROM {store.table(TABLE)} {'WHERE ' + condition if condition else ''} "
-        "ORDER BY distance ASC LIMIT {k:UInt32}"
-    )
-    if exact or column not in indexed_columns(store):
-        return _run(store, sql, params, "exact", EXACT)
-    ann = _ann_settings(k, ef, rescore)
-    if not condition:
-        fetch = [f"vector_search_index_fetch_multiplier = {rescore:d}"] if rescore else []
-        return _run(store, sql, params, f"ann-rescored x{rescore}" if rescore else "ann", ann + fetch)
-    selectivity = estimate_selectivity(store, filters, params)
-    multiplier = plan_filtered(selectivity, k)
-    if multiplier is None:
-        return _run(store, sql, params, f"exact-prefilter (selectivity ~{selectivity:.2%})", EXACT)
-    result = _run(
-        store, sql, params, f"ann-postfilter x{multiplier} (selectivity ~{selectivity:.2%})",
-        ann + [POSTFILTER, f"vector_search_index_fetch_multiplier = {min(multiplier * (rescore or 1), 1000):d}"],
-    )
-    if result.num_rows < k and _count(store, condition, params) > result.num_rows:
-        # The index's candidates held too few matches: answer exactly rather than short.
-        return _run(store, sql, params, "exact-prefilter (post-filter came back short)", EXACT)
-    return result
+    ranked = _Ranked(store, target, column, filters, exact, ef, rescore)
+    if dedup is None:
+        return ranked.rows(k, offset, with_vectors)
+    return deduplicated(ranked.rows, k, offset, dedup, with_vectors, MAX_K)
+
+
+class _Ranked:
+    """One query's rows in order of distance, fetched ``k`` at a time after ``offset``."""
+
+    def __init__(self, store, target, column, filters, exact, ef, rescore):
+        self.store, self.target, self.column, self.filters = store, target, column, filters
+        self.exact, self.ef, self.rescore = exact, ef, rescore
+
+    def rows(self, k: int, offset: int = 0, with_vectors: bool = False) -> SearchResult:
+        store, col = self.store, embedding_column(self.column)
+        condition, params = self.filters.condition()
+        params.update(target=vector_hex(self.target), k=k, offset=offset)
+        vectors = f", {as_float32(col)} AS embedding" if with_vectors else ""
+        sql = (
+            f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {vector_sql('target')}) AS distance{vectors} "
+            f"FROM {store.table(TABLE)} {'WHERE ' + condition if condition else ''} "
+            "ORDER BY distance ASC LIMIT {k:UInt32} OFFSET {offset:UInt32}"
+        )
+        if self.exact or self.column not in indexed_columns(store):
+            return _run(store, sql, params, "exact", EXACT)
+        depth = offset + k  # the engine takes offset + k rows from the index, then skips offset
+        ann = _ann_settings(depth, self.ef, self.rescore)
+        if not condition:
+            fetch = [f"vector_search_index_fetch_multiplier = {self.rescore:d}"] if self.rescore else []
+            return _run(store, sql, params, f"ann-rescored x{self.rescore}" if self.rescore else "ann", ann + fetch)
+        selectivity = estimate_selectivity(store, self.filters, params)
+        multiplier = plan_filtered(selectivity, depth)
+        if multiplier is None:
+            return _run(store, sql, params, f"exact-prefilter (selectivity ~{selectivity:.2%})", EXACT)
+        result = _run(
+            store, sql, params, f"ann-postfilter x{multiplier} (selectivity ~{selectivity:.2%})",
+            ann + [POSTFILTER,
+                   f"vector_search_index_fetch_multiplier = {min(multiplier * (self.rescore or 1), 1000):d}"],
+        )
+        if result.num_rows < k and _count(store, condition, params) > offset + result.num_rows:
+            # The index's candidates held too few matches: answer exactly rather than short.
+            return _run(store, sql, params, "exact-prefilter (post-filter came back short)", EXACT)
+        return result
 
 
 def query_vector(store: Store, query: Query, column: str = "image", model: str | None = None) -> np.ndarray:
@@ -150,10 +180,15 @@ def query_vector(store: Store, query: Query, column: str = "image", model: str |
     dim = _require_table(store)
 
     def vector_of_term(term: Term) -> np.ndarray:
-        if term.kind == "text":
-            return _encoder(store, model).encode_text(term.value)
-        if term.kind == "image":
-            return _encoder(store, model).encode_image(term.value)
+        if term.kind in ("text", "image"):
+            encoder = _encoder(store, model)
+            found = encoder.encode_text(term.value) if term.kind == "text" else encoder.encode_image(term.value)
+            if found.shape[-1] != dim:
+                made_by = stored_origin(store).get("model")
+                raise ArgumentError(
+                    f"CLIP model {encoder.model_name} gives {found.shape[-1]}-d vectors, the store holds {dim}-d ones"
+                    + (f" (made by {made_by}: use --model {made_by})" if made_by else ""))
+            return found
         if term.kind == "row":
             return vector_of(store, term.value, column)
         return np.asarray(term.value, dtype=np.float32)

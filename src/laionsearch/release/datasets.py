@@ -25,6 +25,7 @@ class Dataset:
     digits: int  # zero-padding of part numbers (0 = none)
     metadata_folder: str
     manifest: str | None = None  # package data file with sizes and SHA-256, if known
+    model: str = "openai/clip-vit-large-patch14"  # the CLIP model whose vectors it ships
 
     def path(self, part: int, kind: str) -> str:
         """Relative path of one file, e.g. ``img_emb/img_emb_7.npy``."""
@@ -56,12 +57,17 @@ DATASETS = {
             digits=0,
             metadata_folder="metadata",
             manifest="laion400m.tsv",
+            model="openai/clip-vit-base-patch32",
         ),
         _laion5b("laion2B-en"),
         _laion5b("laion2B-multi"),
         _laion5b("laion1B-nolang"),
     )
 }
+
+
+#: The CLIP model LAION's releases used for vectors of each dimension (the default for parts of unknown origin).
+MODEL_FOR_DIM = {512: "openai/clip-vit-base-patch32", 768: "openai/clip-vit-large-patch14"}
 
 
 def dataset(name: str) -> Dataset:

@@ -37,7 +37,8 @@ from ..schema import RESULT_COLUMNS, TABLE, data_parts, stored_dim, stored_parts
 from ..store import Store
 from ..urlfetch import fetch
 from .guard import BodyGuard, Refused, SlowWork
-from .requests import INDEX_NAME, MAX_IMAGE_B64, MAX_UPLOAD_BYTES, KnnRequest, MetadataRequest, SearchRequest
+from .requests import (INDEX_NAME, MAX_IMAGE_B64, MAX_UPLOAD_BYTES, MAX_VECTOR_ROWS, KnnRequest, MetadataRequest,
+                       SearchRequest)
 from .requests import Term as TermRequest
 
 STATIC = Path(__file__).parent / "static"
@@ -65,6 +66,10 @@ def create_app(
     """
     model = model or store.model
     slow = slow or SlowWork()
+
+    def model_name() -> str:
+        return model or store.model_name()  # the store's recorded model, unless one was given
+
     fetching = fetching or SlowWork(workers=4, waiting=8, deadline=30)
     app = FastAPI(title="laionsearch", description="Search LAION by text, image, vector or row.", version="0.1.0")
     app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
@@ -73,7 +78,7 @@ def create_app(
     def encoder():
         from ..clip.encoders import get_encoder
 
-        return get_encoder(model)
+        return get_encoder(model_name())
 
     async def query_vector(text, image_b64, image_url, vector) -> np.ndarray:
         """The query vector of whichever one of text, base64 image, image URL or vector the request gave."""
@@ -118,7 +123,7 @@ def create_app(
             "indexes": [s.column for s in index_status(store)],
             "clip": clip,
             "clip_reason": None if clip else "the [clip] extra (transformers, torch, pillow) is not installed",
-            "model": model,
+            "model": model_name(),
         }
 
     @app.get("/api/store")
@@ -179,7 +184,10 @@ def create_app(
             return query.vector(found, float(term.weight))
 
         terms = Query(tuple([await resolved(t) for t in positive]), tuple([await resolved(t) for t in request.negative]))
+        if request.with_vectors and request.k > MAX_VECTOR_ROWS:
+            raise Refused(f"with_vectors returns at most {MAX_VECTOR_ROWS} rows per request (page with offset)")
         result = await run_in_threadpool(search, store, terms, column=request.column, k=request.k,
+                                         offset=request.offset, dedup=request.dedup, with_vectors=request.with_vectors,
                                          exact=request.exact, ef=request.ef, rescore=request.rescore, filters=filters)
         return JSONResponse({"ok": True, "plan": plan_of(result), "results": rows_of(result)})
 

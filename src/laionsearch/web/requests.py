@@ -11,8 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictFloat, StrictInt
 
+from ..ops.search import MAX_K as SEARCH_MAX_K
+
 INDEX_NAME = "laion"  # the name clip-retrieval clients pass as indice_name
-MAX_K = 1000
+MAX_K = SEARCH_MAX_K  # one limit for the library, the CLI and the API
+MAX_VECTOR_ROWS = 1000  # rows per response with embeddings (~6 MB of JSON)
 MAX_TEXT_CHARS = 2000  # CLIP reads 77 tokens, a few hundred characters; longer texts are refused, not truncated
 MAX_VECTOR = 4096
 MAX_IDS = 10_000
@@ -62,7 +65,10 @@ class SearchRequest(BaseModel):
     positive: list[Term] = Field([], max_length=MAX_TERMS // 2)
     negative: list[Term] = Field([], max_length=MAX_TERMS // 2)
     column: Literal["image", "text"] = "image"
-    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description=f"rows to return; offset + k at most {MAX_K}")
+    offset: StrictInt = Field(0, ge=0, le=MAX_K - 1, description="rows to skip first (the next page)")
+    dedup: Literal["url", "image"] | None = None
+    with_vectors: StrictBool = Field(False, description=f"return each row's embedding (k at most {MAX_VECTOR_ROWS})")
     exact: StrictBool = False
     ef: StrictInt | None = Field(None, ge=1, le=100_000)
     rescore: StrictInt | None = Field(None, ge=1, le=100, description="fetch N x k candidates, rank by exact distance")

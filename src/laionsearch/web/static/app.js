@@ -5,6 +5,7 @@ const PLACEHOLDER = "data:image/svg+xml;utf8," + encodeURIComponent(
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><rect width="100" height="100" fill="#f3f4f6"/>' +
   '<path d="M30 65l12-15 9 11 7-8 12 12z" fill="#d1d5db"/><circle cx="62" cy="38" r="6" fill="#d1d5db"/>' +
   '<text x="50" y="85" font-size="8" text-anchor="middle" fill="#9ca3af" font-family="sans-serif">image unavailable</text></svg>');
+const MAX_DEPTH = 10000;  // offset + k, the API's limit
 let imageData = null;   // base64 of the chosen image
 let lastResults = [];
 
@@ -133,6 +134,7 @@ function search() {
   if (!terms.some((t) => !t.negative)) {
     $("message").textContent = "the query has no positive term left: search for something";
     $("results").replaceChildren();
+    paging = null;
     return;
   }
   try { runSearch(request()).catch((e) => { $("message").textContent = `Error: ${e.message}`; }); }
@@ -145,22 +147,49 @@ function newQuery() {
   search();
 }
 
+// Paging: the query of the results shown, where its next page starts, and the ids already shown
+// (a row near a page boundary can come back on the next page: ANN order is approximate).
+let paging = null;
+
 async function runSearch(body) {
   $("message").textContent = "searching…";
   const started = performance.now();
   const r = await fetch("/api/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const data = await r.json();
   if (!r.ok) { $("message").textContent = `Error: ${data.error}`; return; }
-  lastResults = data.results;
+  lastResults = [];
+  paging = { body, next: body.k, done: data.results.length < body.k, loading: false, shown: new Set() };
+  render(data.results, false);
   $("download").disabled = !lastResults.length;
   $("message").textContent = `${lastResults.length} result(s) in ${Math.round(performance.now() - started)} ms · ${data.plan}`;
-  render(lastResults);
 }
 
-function render(rows) {
+async function loadMore() {
+  if (!paging || paging.done || paging.loading || paging.next + paging.body.k > MAX_DEPTH) return;
+  const page = paging;
+  page.loading = true;
+  try {
+    const body = { ...page.body, offset: page.next };
+    const r = await fetch("/api/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const data = await r.json();
+    if (page !== paging) return;  // a new search started meanwhile
+    if (!r.ok) { $("message").textContent = `Error: ${data.error}`; page.done = true; return; }
+    page.next += body.k;
+    page.done = data.results.length < body.k;
+    render(data.results, true);
+    $("message").textContent = `${lastResults.length} result(s) · ${data.plan}`;
+  } finally {
+    page.loading = false;
+  }
+}
+
+function render(rows, append) {
   const grid = $("results");
-  grid.replaceChildren();
+  if (!append) grid.replaceChildren();
   for (const row of rows) {
+    if (paging.shown.has(row.id)) continue;
+    paging.shown.add(row.id);
+    lastResults.push(row);
     const card = document.createElement("article");
     card.className = "card";
     card.dataset.id = row.id;
@@ -239,4 +268,6 @@ $("download").addEventListener("click", () => {
   URL.revokeObjectURL(a.href);
 });
 $("store-view").addEventListener("toggle", () => { if ($("store-view").open) storeView(); });
+new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) loadMore(); })
+  .observe($("more-sentinel"));
 health();
