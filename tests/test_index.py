@@ -122,12 +122,12 @@ def test_every_metadata_filter_near_one_percent_returns_k_right_rows_under_ann(i
 
 
 def test_filter_plan_rule():
-    assert plan_filtered(0.5) == 4
-    assert plan_filtered(0.05) == 40
-    assert plan_filtered(0.01) == 200
+    assert plan_filtered(0.5) == 8
+    assert plan_filtered(0.05) == 80
+    assert plan_filtered(0.01) == 400
     assert plan_filtered(0.0025) is None  # below 0.5%: exact over the matching rows
     assert plan_filtered(0.0) is None
-    assert plan_filtered(0.05, k=500) == 40 and plan_filtered(0.05, k=501) is None  # over 20,000 candidates
+    assert plan_filtered(0.05, k=250) == 80 and plan_filtered(0.05, k=251) is None  # over 20,000 candidates
 
 
 def test_common_filter_uses_postfilter(indexed):
