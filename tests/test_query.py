@@ -270,3 +270,70 @@ def test_a_model_of_another_dimension_is_one_line(store, tmp_path, tiny_clip):
     with pytest.raises(ArgumentError, match="gives 512-d vectors, the store holds 64-d ones .made by my/model-64") as err:
         search(store, Query.of(q.text("a dog")), k=3)
     assert "\n" not in str(err.value)
+
+
+# ---- caption words: the text index, --caption-has, --hybrid ---------------------------------------------------------
+
+@pytest.mark.parametrize("words", ["A Red-Car, on the beach!", "Ünïcode Café naïve ÉCOLE", "x_y z9 3d", "日本語 テキスト"])
+def test_caption_tokens_are_the_engines(embedded_store, words):
+    from laionsearch.ops.filters import caption_tokens
+
+    engine = embedded_store.query("SELECT tokens(lower({w:String}), 'splitByNonAlpha') AS t", {"w": words})
+    assert caption_tokens(words) == list(dict.fromkeys(engine.column("t")[0].as_py()))
+
+
+def test_caption_has_keeps_rows_with_every_word_with_or_without_the_text_index(loaded, parts_dir):
+    from laionsearch import create_index, drop_index, index_status
+
+    ids, vectors, _ = rows(parts_dir)
+    captions = [c or "" for n in (0, 1) for c in
+                pq.read_table(parts_dir / "metadata" / f"metadata_{n}.parquet").column("caption").to_pylist()]
+    words = set(caption_tokens_of(captions))
+    mask = np.array([{"oil", "cat"} <= set(caption_tokens_of([c])) for c in captions])
+    assert 20 <= mask.sum() < len(captions) / 10 and {"oil", "cat"} <= words
+    expected = numpy_ids(ids, vectors, vectors[9], 15, mask)
+    filters = Filters(caption_has="Oil  CAT")
+    scanned = search(loaded, vectors[9], k=15, filters=filters)
+    create_index(loaded, "caption")
+    (status,) = [s for s in index_status(loaded) if s.column == "caption"]
+    assert status.state == "built" and status.definition.startswith("text(")
+    indexed = search(loaded, vectors[9], k=15, filters=filters)
+    assert scanned.column("id").to_pylist() == indexed.column("id").to_pylist() == expected
+    assert all({"oil", "cat"} <= set(caption_tokens_of([c])) for c in indexed.column("caption").to_pylist())
+    drop_index(loaded, "caption")
+    assert not [s for s in index_status(loaded) if s.column == "caption"]
+
+
+def caption_tokens_of(captions):
+    from laionsearch.ops.filters import caption_tokens
+
+    return [t for c in captions for t in caption_tokens(c)]
+
+
+def test_hybrid_finds_what_the_captions_say_when_the_vectors_do_not(store, parts_dir, tiny_clip):
+    """The random tiny CLIP's text vectors know nothing of these captions; the captions name the topic."""
+    from laionsearch import create_index
+
+    ingest(store, parts_dir, model=tiny_clip)
+    create_index(store, "caption")
+
+    def share_about(result, topic):
+        return np.mean([topic in (c or "") for c in result.column("caption").to_pylist()])
+
+    query = Query.of(q.text("sushi"))
+    plain = search(store, query, k=20)
+    mixed = search(store, query, k=20, hybrid=True)
+    assert mixed.num_rows == 20 and mixed.plan.startswith("hybrid:")
+    assert share_about(mixed, "sushi") >= 0.45 and share_about(mixed, "sushi") > share_about(plain, "sushi") + 0.3
+    # Reciprocal rank fusion: the top row of each ranking is in the fused top two.
+    assert plain.column("id")[0].as_py() in mixed.column("id").to_pylist()[:2]
+    with pytest.raises(ArgumentError, match="give a --text query"):
+        search(store, Query.of(q.row(3)), hybrid=True)
+
+
+def test_fusion_orders_by_reciprocal_ranks():
+    from laionsearch.ops.hybrid import fuse
+
+    assert fuse([[1, 2, 3], [2, 9]]) == [2, 1, 9, 3]  # 2: 1/62 + 1/61; 1: 1/61; 9: 1/62; 3: 1/63
+    assert fuse([[1, 2, 3], [3, 2, 9]]) == [3, 2, 1, 9]  # 3: 1/63 + 1/61 just above 2: 2/62
+    assert fuse([[5], []]) == [5] and fuse([[], []]) == []

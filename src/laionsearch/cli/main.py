@@ -177,6 +177,10 @@ def search(
     license_: Optional[list[str]] = typer.Option(None, "--license", help="Keep only this LICENSE value (repeatable)."),
     url_domain: Optional[str] = typer.Option(None, "--url-domain", metavar="HOST",
                                              help="Keep only images hosted on HOST or its subdomains."),
+    caption_has: Optional[str] = typer.Option(None, "--caption-has", metavar="WORDS",
+                                              help="Keep only rows whose caption has all these words (any case)."),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Fuse the vector ranking with the --text words' ranking "
+                                "in captions (reciprocal rank fusion)."),
     exact: bool = typer.Option(False, "--exact", help="Brute force even if there is a vector index."),
     ef: Optional[int] = typer.Option(None, "--ef", help="HNSW candidate list size for this search (default 256)."),
     rescore: Optional[int] = typer.Option(
@@ -213,10 +217,11 @@ def search(
         nsfw=tuple(v for v in nsfw.split(",") if v.strip()) if nsfw else (),
         min_similarity=min_similarity, min_width=min_width, min_height=min_height,
         aspect=parse_aspect(aspect) if aspect else None, licenses=tuple(license_ or ()), url_domain=url_domain,
+        caption_has=caption_has,
     )
     store = _store(ctx, model)
     result = run_search(store, Query(positive, negative), column=column, k=k, offset=offset, filters=filters,
-                        dedup=dedup, with_vectors=with_vectors, exact=exact, ef=ef, rescore=rescore)
+                        dedup=dedup, hybrid=hybrid, with_vectors=with_vectors, exact=exact, ef=ef, rescore=rescore)
     if explain:
         stderr.print(f"plan: {plan_of(result)}", highlight=False)
     print_rows(result, fmt)
@@ -377,7 +382,8 @@ def get(
 index_app = typer.Typer(help="Create, inspect and drop HNSW vector indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
-COLUMN_CHOICE_HELP = "Embeddings to index: image, text or both."
+COLUMN_CHOICE_HELP = ("Embeddings to index: image, text or both; or caption, the captions' full-text index "
+                      "(--caption-has and --hybrid read it).")
 
 
 @index_app.command("create")

@@ -29,7 +29,8 @@ class Filters:
     pixels (``original_width``/``original_height``; ``width``/``height`` are the release's
     resized copy). ``aspect``: (min, max) of original width / height. ``licenses``: the
     release's LICENSE values to keep. ``url_domain``: the image URL's host is this domain
-    or one of its subdomains.
+    or one of its subdomains. ``caption_has``: the caption contains every one of these
+    words (``caption_tokens``: split at ASCII non-alphanumerics, ASCII-lower-cased).
     """
 
     nsfw: tuple[str, ...] = ()
@@ -39,6 +40,7 @@ class Filters:
     aspect: tuple[float, float] | None = None
     licenses: tuple[str, ...] = ()
     url_domain: str | None = None
+    caption_has: str | None = None
 
     def __post_init__(self):
         nsfw = tuple(v.strip().upper() for v in self.nsfw if v.strip())
@@ -66,6 +68,10 @@ class Filters:
                 raise ArgumentError(f"--url-domain {self.url_domain!r}: give a host name such as example.org")
             object.__setattr__(self, "url_domain", host)
 
+        if self.caption_has is not None:
+            if not caption_tokens(self.caption_has) or len(self.caption_has) > 1000:
+                raise ArgumentError("--caption-has takes words (letters or digits), at most 1,000 characters")
+
     @classmethod
     def of(cls, nsfw: Iterable[str] | None = None, min_similarity: float | None = None, **others) -> "Filters":
         """``Filters`` from loose values (``nsfw`` as any iterable, None for unset)."""
@@ -74,9 +80,13 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.condition()[0])
 
-    def condition(self) -> tuple[str, dict]:
-        """The SQL condition (without WHERE; '' for none) and its parameters."""
+    def condition(self, caption_index: bool = False) -> tuple[str, dict]:
+        """The SQL condition (without WHERE; '' for none) and its parameters. ``caption_index``: the
+        table has the caption text index (the same words match either way; with it, fewer rows are read)."""
         clauses, params = [], {}
+        if self.caption_has is not None:
+            clauses.append(f"hasAllTokens({caption_text(caption_index)}, {{f_caption:Array(String)}})")
+            params["f_caption"] = caption_tokens(self.caption_has)
         if self.nsfw:
             clauses.append("NSFW IN {f_nsfw:Array(String)}")
             params["f_nsfw"] = list(self.nsfw)
@@ -117,6 +127,8 @@ class Filters:
             used.add("LICENSE")
         if self.url_domain is not None:
             used.add("url")
+        if self.caption_has is not None:
+            used.add("caption")
         return used
 
 
@@ -129,3 +141,21 @@ def parse_aspect(text: str) -> tuple[float, float]:
         return (float(low) if low.strip() else 1e-6, float(high) if high.strip() else 1e6)
     except ValueError:
         raise ArgumentError(f"--aspect {text!r}: MIN and MAX must be numbers, e.g. 1.3:1.8") from None
+
+
+#: ClickHouse's ``splitByNonAlpha`` tokenizer: tokens are runs of ASCII letters and digits and of non-ASCII characters.
+_SEPARATORS = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def caption_tokens(words: str) -> list[str]:
+    """The tokens of ``words`` as the caption text index has them: ``splitByNonAlpha`` of ``lower(…)``
+    (ClickHouse's ``lower`` changes ASCII letters only), each once, in order."""
+    tokens = [t for t in _SEPARATORS.split(words.translate(_ASCII_LOWER)) if t]
+    return list(dict.fromkeys(tokens))
+
+
+def caption_text(indexed: bool) -> str:
+    """The caption as the token functions should read it: the column itself where the text index
+    (which lower-cases it) can answer, else ``lower(caption)``, which matches the same words."""
+    return "caption" if indexed else "lower(caption)"

@@ -32,17 +32,22 @@ _POLL_SECONDS = 0.5
 _followed: set[str] = set()
 
 
+#: The caption's full-text index: tokens split at non-alphanumerics, lower-cased (``--caption-has``, ``--hybrid``).
+CAPTION_INDEX = "caption_index"
+CAPTION_INDEX_TYPE = "text(tokenizer = splitByNonAlpha, preprocessor = lower(caption))"
+
+
 def index_name(column: str) -> str:
     """``image`` -> ``image_index`` (the guide's names)."""
     return f"{column}_index"
 
 
 def columns_for(choice: str) -> list[str]:
-    """``image``, ``text`` or ``both``."""
+    """``image``, ``text``, ``both`` or ``caption`` (the caption's text index)."""
     if choice == "both":
         return list(EMBEDDING_COLUMNS)
-    if choice not in EMBEDDING_COLUMNS:
-        raise ArgumentError(f"unknown column {choice!r}; choose image, text or both")
+    if choice not in EMBEDDING_COLUMNS and choice != "caption":
+        raise ArgumentError(f"unknown column {choice!r}; choose image, text, both or caption")
     return [choice]
 
 
@@ -76,8 +81,10 @@ def create_index(
     the other index exceed the engine's vector index cache, unless ``over_cache``. If
     the index exists with an unfinished build (a killed process's), that build is
     followed to the end instead; its own parameters stay."""
+    if column == "caption":
+        return create_caption_index(store, progress)
     if column not in EMBEDDING_COLUMNS:
-        raise ArgumentError(f"unknown column {column!r}; choose image or text")
+        raise ArgumentError(f"unknown column {column!r}; choose image, text or caption")
     if quantization not in QUANTIZATIONS:
         raise ArgumentError(f"unknown quantization {quantization!r}; choose one of: {', '.join(QUANTIZATIONS)}")
     if m < 2 or ef_construction < 1:
@@ -108,7 +115,8 @@ def create_index(
             per_shard[p["shard"]] += int(p["rows"])
         rows, share = max(per_shard.values()), max(per_shard.values()) / sum(per_shard.values())
         memory = space.index_bytes(rows, dim, quantization, m)
-        others = int(sum(s.bytes_in_memory for s in index_status(store)) * share)
+        vector_indexes = [s for s in index_status(store) if s.column in EMBEDDING_COLUMNS]
+        others = int(sum(s.bytes_in_memory for s in vector_indexes) * share)
         progress.finish(indexcache.check_fits(store, memory, name, others=others, over_cache=over_cache))
         space.require(store, memory + merging, f"building {name}", IndexingError)
         compact(store, progress)
@@ -126,6 +134,31 @@ def create_index(
         store.execute(f"ALTER TABLE {table}{on} DROP INDEX IF EXISTS {name}")
         raise
     return time.perf_counter() - started
+
+
+def create_caption_index(store: Store, progress: Progress | None = None) -> float:
+    """Add and build the caption's text index (``hasAllTokens``/``hasAnyTokens`` read it); return the seconds."""
+    if stored_dim(store) is None:
+        raise IndexingError(f"store {store.location} holds no rows yet; ingest parts before creating an index")
+    if has_caption_index(store):
+        raise IndexingError(f"index {CAPTION_INDEX} exists already; `laionsearch index drop --column caption` first")
+    progress = progress or Progress()
+    started = time.perf_counter()
+    table, on = local_table(store), on_cluster(store)
+    store.execute(f"ALTER TABLE {table}{on} ADD INDEX {CAPTION_INDEX} caption TYPE {CAPTION_INDEX_TYPE}")
+    store.execute(f"ALTER TABLE {table}{on} MATERIALIZE INDEX {CAPTION_INDEX} SETTINGS mutations_sync = 0")
+    try:
+        _follow(store, CAPTION_INDEX, progress)
+    except BaseException:
+        _cancel_builds(store, CAPTION_INDEX)
+        store.execute(f"ALTER TABLE {table}{on} DROP INDEX IF EXISTS {CAPTION_INDEX}")
+        raise
+    return time.perf_counter() - started
+
+
+def has_caption_index(store: Store) -> bool:
+    """Whether the caption has its text index (searches ask this; cached by the store)."""
+    return store.fact("caption_index", lambda: any(ix["name"] == CAPTION_INDEX for ix in _all_indexes(store)))
 
 
 def compact(store: Store, progress: Progress | None = None) -> None:
@@ -191,8 +224,8 @@ def _follow(store: Store, name: str, progress: Progress) -> None:
 
 
 def drop_index(store: Store, column: str = "image") -> bool:
-    """Remove the index on ``column``; a build still running or left by a killed process is
-    cancelled first. Returns whether there was such a build."""
+    """Remove the index on ``column`` (image, text or caption); a build still running or left by a
+    killed process is cancelled first. Returns whether there was such a build."""
     name = index_name(column)
     if name not in {s.name for s in index_status(store)}:
         raise IndexingError(f"there is no index {name}")
@@ -260,7 +293,7 @@ def index_status(store: Store) -> list[IndexStatus]:
     builds = unfinished_builds(store)
     by_column = {v: k for k, v in EMBEDDING_COLUMNS.items()}
     statuses = []
-    for ix in index_definitions(store):
+    for ix in _all_indexes(store):
         mine = [b for b in builds if b["index"] == ix["name"]]
         statuses.append(IndexStatus(
             name=ix["name"],
@@ -278,10 +311,16 @@ def index_status(store: Store) -> list[IndexStatus]:
 def index_definitions(store: Store) -> list[dict]:
     """Each vector index on ``laion`` as the engine's catalogue has it: name, expr and
     type_full (enough to recreate it elsewhere), and its sizes (disk, mem)."""
+    return [ix for ix in _all_indexes(store) if ix["type"] == "vector_similarity"]
+
+
+def _all_indexes(store: Store) -> list[dict]:
+    """The vector indexes and the caption's text index (with their type)."""
     return store.query(
-        "SELECT name, expr, type_full, sum(data_compressed_bytes) AS disk, sum(data_uncompressed_bytes) AS mem "
+        "SELECT name, type, expr, type_full, sum(data_compressed_bytes) AS disk, sum(data_uncompressed_bytes) AS mem "
         f"FROM {everywhere(store, 'system.data_skipping_indices')} WHERE database = {{db:String}} "
-        "AND table = {t:String} AND type = 'vector_similarity' GROUP BY name, expr, type_full ORDER BY name",
+        "AND table = {t:String} AND type IN ('vector_similarity', 'text') GROUP BY name, type, expr, type_full "
+        "ORDER BY name",
         {"db": store.database, "t": local_name(store)},
     ).to_pylist()
 

@@ -17,12 +17,13 @@ from ..errors import ArgumentError, QueryError, StoreError
 from ..engine.params import vector_hex, vector_sql
 from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim, stored_origin, table_columns
 from .filters import Filters
-from .index import indexed_columns
+from .index import has_caption_index, indexed_columns
 from .query import Query, Term, resolve
 from .query import image as image_term
 from .query import row as row_term
 from .query import text as text_term
 from .dedup import DEDUP_KINDS, deduplicated
+from .hybrid import hybrid as fused
 from .results import SearchResult, with_plan
 from ..store import Store
 
@@ -87,6 +88,8 @@ def search(
     nsfw: Sequence[str] | None = None,
     min_similarity: float | None = None,
     dedup: str | None = None,
+    hybrid: bool = False,
+    words: str | None = None,
     with_vectors: bool = False,
     exact: bool = False,
     ef: int | None = None,
@@ -105,6 +108,8 @@ def search(
     ``plan_filtered``). ``dedup`` ``url`` drops rows whose URL a better-ranked row
     has, ``image`` rows whose embedding is within ``dedup.DEDUP_DISTANCE`` of a
     better-ranked one's; k distinct rows come back whenever they exist.
+    ``hybrid`` (for a query with texts) fuses the vector ranking with a ranking by
+    the texts' words (or ``words``) in the caption (``hybrid``: reciprocal rank fusion).
     ``with_vectors`` adds the searched embedding as column ``embedding``.
     ``model`` overrides the store's CLIP model for the query's texts and images.
     Columns: id, url, caption, NSFW, similarity, distance (ascending);
@@ -112,7 +117,7 @@ def search(
     ran. The result behaves as its Arrow table and shows as an image grid in
     notebooks.
     """
-    col = embedding_column(column)
+    embedding_column(column)  # an unknown column fails here, before any work
     if not 1 <= k <= MAX_K or not 0 <= offset <= MAX_K - k:
         raise ArgumentError(f"k must be at least 1 and offset at least 0, with offset + k at most {MAX_K:,}; "
                             f"got k {k}, offset {offset}")
@@ -122,6 +127,8 @@ def search(
         raise ArgumentError(f"rescore must be between 1 and {MAX_RESCORE}, got {rescore}")
     if dedup is not None and dedup not in DEDUP_KINDS:
         raise ArgumentError(f"unknown dedup {dedup!r}; choose url or image")
+    if hybrid and dedup is not None:
+        raise ArgumentError("choose --hybrid or --dedup, not both")
     if nsfw or min_similarity is not None:
         if filters is not None:
             raise ArgumentError("give the filters either as filters= or as nsfw=/min_similarity=, not both")
@@ -130,9 +137,19 @@ def search(
     require_columns(store, filters.columns())
     target = query_vector(store, query, column, model) if isinstance(query, Query) else _check_vector(store, query)
     ranked = _Ranked(store, target, column, filters, exact, ef, rescore)
+    if hybrid:
+        return fused(ranked, words or _words(query), k, offset, with_vectors)
     if dedup is None:
         return ranked.rows(k, offset, with_vectors)
     return deduplicated(ranked.rows, k, offset, dedup, with_vectors, MAX_K)
+
+
+def _words(query) -> str:
+    """The words of a query's positive texts, for ``hybrid``."""
+    texts = [t.value for t in query.positive if t.kind == "text"] if isinstance(query, Query) else []
+    if not texts:
+        raise ArgumentError("--hybrid ranks captions by the query's words: give a --text query")
+    return " ".join(texts)
 
 
 class _Ranked:
@@ -141,10 +158,11 @@ class _Ranked:
     def __init__(self, store, target, column, filters, exact, ef, rescore):
         self.store, self.target, self.column, self.filters = store, target, column, filters
         self.exact, self.ef, self.rescore = exact, ef, rescore
+        self.column_sql = embedding_column(column)
 
     def rows(self, k: int, offset: int = 0, with_vectors: bool = False) -> SearchResult:
         store, col = self.store, embedding_column(self.column)
-        condition, params = self.filters.condition()
+        condition, params = self.filters.condition(caption_index=has_caption_index(store))
         params.update(target=vector_hex(self.target), k=k, offset=offset)
         vectors = f", {as_float32(col)} AS embedding" if with_vectors else ""
         sql = (
@@ -225,7 +243,7 @@ def plan_filtered(selectivity: float, k: int = 10) -> int | None:
 
 def estimate_selectivity(store: Store, filters: Filters, params: dict) -> float:
     """Share of rows passing ``filters``, measured on the first ``SELECTIVITY_SAMPLE`` rows."""
-    condition, _ = filters.condition()
+    condition, _ = filters.condition(caption_index=has_caption_index(store))
     columns = ", ".join(f"`{c}`" for c in sorted(filters.columns()))
     rows = store.query(
         f"SELECT avg(({condition}) ? 1 : 0) AS s FROM "

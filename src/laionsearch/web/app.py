@@ -163,7 +163,7 @@ def create_app(
         filters = Filters(
             nsfw=tuple(request.nsfw or ()), min_similarity=request.min_similarity, min_width=request.min_width,
             min_height=request.min_height, aspect=tuple(map(float, request.aspect)) if request.aspect else None,
-            licenses=tuple(request.license or ()), url_domain=request.url_domain,
+            licenses=tuple(request.license or ()), url_domain=request.url_domain, caption_has=request.caption_has,
         )
         single = TermRequest(text=request.text, image=request.image, image_url=request.image_url,
                              vector=request.vector, like_id=request.like_id)
@@ -186,8 +186,12 @@ def create_app(
         terms = Query(tuple([await resolved(t) for t in positive]), tuple([await resolved(t) for t in request.negative]))
         if request.with_vectors and request.k > MAX_VECTOR_ROWS:
             raise Refused(f"with_vectors returns at most {MAX_VECTOR_ROWS} rows per request (page with offset)")
+        words = " ".join(t.text for t in positive if t.text is not None)
+        if request.hybrid and not words:
+            raise Refused("hybrid ranks captions by the query's words: give a text")
         result = await run_in_threadpool(search, store, terms, column=request.column, k=request.k,
-                                         offset=request.offset, dedup=request.dedup, with_vectors=request.with_vectors,
+                                         offset=request.offset, dedup=request.dedup, hybrid=request.hybrid,
+                                         words=words or None, with_vectors=request.with_vectors,
                                          exact=request.exact, ef=request.ef, rescore=request.rescore, filters=filters)
         return JSONResponse({"ok": True, "plan": plan_of(result), "results": rows_of(result)})
 

@@ -82,6 +82,8 @@ class SearchRequest(BaseModel):
         None, description="[min, max] of the original width / height")
     license: list[Annotated[str, Field(max_length=200)]] | None = Field(None, max_length=20)
     url_domain: Annotated[str, Field(max_length=253)] | None = None
+    caption_has: Annotated[str, Field(max_length=1000)] | None = Field(None, description="words the caption must hold")
+    hybrid: StrictBool = Field(False, description="fuse with the ranking by the texts' words in captions")
 
 
 class KnnRequest(BaseModel):
