@@ -166,7 +166,7 @@ def main() -> None:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     def numpy_exact(q):
-        scores = unit @ (q / np.linalg.norm(q))
+        scores = unit @ (q / np.linalg.norm(q)).astype(np.float32)  # a float64 query would copy the matrix
         top = np.argpartition(-scores, args.k)[: args.k]
         return top[np.argsort(-scores[top])]
 

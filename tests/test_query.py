@@ -247,9 +247,9 @@ def test_the_store_records_its_model_and_queries_use_it(store, parts_dir, tiny_c
 
     monkeypatch.delenv("LAIONSEARCH_MODEL", raising=False)
     ingest(store, parts_dir, [0])
-    assert stored_origin(store) == {"model": "openai/clip-vit-base-patch32"}  # LAION's model for 512-d vectors
+    assert stored_origin(store)["model"] == "openai/clip-vit-base-patch32"  # LAION's model for 512-d vectors
     ingest(store, parts_dir, [1], model=tiny_clip)
-    assert stored_origin(store) == {"model": tiny_clip}
+    assert stored_origin(store)["model"] == tiny_clip and "dataset" not in stored_origin(store)
     fresh = ls_store_like(store)  # no model given: the recorded one answers text queries
     assert fresh.model_name() == tiny_clip
     assert search(fresh, Query.of(q.text("a dog"), negative=[q.text("a cat")]), k=3).num_rows == 3
@@ -337,3 +337,61 @@ def test_fusion_orders_by_reciprocal_ranks():
     assert fuse([[1, 2, 3], [2, 9]]) == [2, 1, 9, 3]  # 2: 1/62 + 1/61; 1: 1/61; 9: 1/62; 3: 1/63
     assert fuse([[1, 2, 3], [3, 2, 9]]) == [3, 2, 1, 9]  # 3: 1/63 + 1/61 just above 2: 2/62
     assert fuse([[5], []]) == [5] and fuse([[], []]) == []
+
+
+# ---- exact search by dot product ----------------------------------------------------------------------------------
+
+def _part_with_lengths(folder, lengths, seed=4, directions=None):
+    """Part 0 of 3,000 rows whose image vectors have the given lengths (and directions; the text vectors unit)."""
+    from laionsearch import SynthSpec, synth_parts
+
+    synth_parts(folder, [0], SynthSpec(rows=3000, dim=64, seed=seed))
+    path = folder / "img_emb" / "img_emb_0.npy"
+    vectors = np.load(path).astype(np.float32) if directions is None else directions
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True) * lengths[:, None]
+    np.save(path, vectors.astype(np.float16))
+    return np.load(path).astype(np.float32)
+
+
+@pytest.mark.parametrize("spread, dot", [(0.0, True), (0.009, True), (0.5, False)])
+def test_exact_search_by_dot_product_gives_the_cosine_answer(store, tmp_path, spread, dot):
+    from laionsearch.schema import stored_origin
+
+    rng = np.random.default_rng(1)
+    vectors = _part_with_lengths(tmp_path, 1 + rng.uniform(-spread, spread, 3000))
+    ingest(store, tmp_path)
+    assert stored_origin(store)["unit_error"]["image"] == pytest.approx(
+        np.abs(np.linalg.norm(vectors, axis=1) - 1).max(), abs=1e-6)
+    ids = np.array([row_id(0, i) for i in range(3000)])
+    for i in range(8):
+        query = vectors[i * 300] + rng.standard_normal(64).astype(np.float32) * 0.02
+        for k, offset in ((10, 0), (5, 20)):
+            found = search(store, query, k=k, offset=offset, exact=True)
+            assert found.column("id").to_pylist() == numpy_ids(ids, vectors, query, offset + k)[offset:]
+            dist = 1 - vectors[np.searchsorted(ids, found.column("id").to_numpy())] @ (query / np.linalg.norm(query)) \
+                / np.linalg.norm(vectors[np.searchsorted(ids, found.column("id").to_numpy())], axis=1)
+            np.testing.assert_allclose(found.column("distance").to_numpy(), dist, atol=1e-5)
+            assert found.plan.endswith("(dot product)") == dot, found.plan
+
+
+def test_without_a_measured_length_exact_search_stays_cosine(loaded, parts_dir):
+    ids, vectors, _ = rows(parts_dir)
+    assert search(loaded, vectors[5], k=5, exact=True).plan == "exact (dot product)"
+    loaded.execute(f"ALTER TABLE {loaded.table('laion')} MODIFY COMMENT ''")  # as a store made before
+    found = search(loaded, vectors[5], k=5, exact=True)
+    assert found.plan == "exact" and found.column("id").to_pylist() == numpy_ids(ids, vectors, vectors[5], 5)
+
+
+def test_a_page_the_candidates_cannot_prove_falls_back_to_cosine(store, tmp_path):
+    rng = np.random.default_rng(2)
+    # Rows all but parallel, lengths 1 +- 0.9%: the dot product ranks them by length, cosine by direction.
+    base = rng.standard_normal(64).astype(np.float32)
+    directions = base + 0.05 * rng.standard_normal((3000, 64)).astype(np.float32)
+    vectors = _part_with_lengths(tmp_path, 1 + rng.uniform(-0.009, 0.009, 3000), seed=6, directions=directions)
+    ingest(store, tmp_path)
+    ids = np.array([row_id(0, i) for i in range(3000)])
+    found = search(store, base, k=10, exact=True)
+    assert found.column("id").to_pylist() == numpy_ids(ids, vectors, base, 10)
+    assert found.plan == "exact"  # the candidates could not prove the page: ranked by cosine distance
+    easy = search(store, vectors[7], k=1, exact=True)
+    assert easy.column("id").to_pylist() == [row_id(0, 7)]

@@ -198,29 +198,41 @@ def table_columns(store: Store) -> list[str]:
     ).column("name").to_pylist())
 
 
-def stored_origin(store: Store) -> dict[str, str]:
-    """Where the store's vectors come from: ``dataset`` and ``model`` (the CLIP model that made them),
-    as ``ingest`` recorded them in the ``laion`` table's comment; {} before the first ingest."""
+def stored_origin(store: Store) -> dict:
+    """What ``ingest`` recorded about the store's vectors in the ``laion`` table's comment: ``dataset``,
+    ``model`` (the CLIP model that made them) and ``unit_error`` (per embedding column, the largest
+    |length - 1| of any stored vector, when every part was measured); {} before the first ingest."""
     return store.fact("origin", lambda: _origin(store))
 
 
-def _origin(store: Store) -> dict[str, str]:
+def _origin(store: Store) -> dict:
     rows = store.query("SELECT comment FROM system.tables WHERE database = {db:String} AND name = {t:String}",
                        {"db": store.database, "t": TABLE}).to_pylist()
     try:
         found = json.loads(rows[0]["comment"]) if rows and rows[0]["comment"] else {}
     except ValueError:  # a comment someone else wrote
         return {}
-    return {k: str(v) for k, v in found.items() if k in ("dataset", "model")} if isinstance(found, dict) else {}
+    if not isinstance(found, dict):
+        return {}
+    origin = {k: str(found[k]) for k in ("dataset", "model") if k in found}
+    errors = found.get("unit_error")
+    if isinstance(errors, dict) and all(isinstance(errors.get(c), (int, float)) for c in EMBEDDING_COLUMNS):
+        origin["unit_error"] = {c: float(errors[c]) for c in EMBEDDING_COLUMNS}
+    return origin
 
 
-def record_origin(store: Store, *, dataset: str | None = None, model: str | None = None) -> None:
-    """Keep the vectors' dataset and model with the table (a second dataset is added to the first)."""
+def record_origin(store: Store, *, dataset: str | None = None, model: str | None = None,
+                  unit_error: dict[str, float] | None = None) -> None:
+    """Keep the vectors' dataset, model and length error with the table (a second dataset is added to
+    the first; a length error only grows)."""
     origin = dict(stored_origin(store))
     if dataset and dataset not in origin.get("dataset", "").split(", "):
         origin["dataset"] = ", ".join(filter(None, (origin.get("dataset"), dataset)))
     if model:
         origin["model"] = model
+    if unit_error is not None:
+        known = origin.get("unit_error", {})
+        origin["unit_error"] = {c: max(unit_error[c], known.get(c, 0.0)) for c in EMBEDDING_COLUMNS}
     if origin == stored_origin(store):
         return
     text = json.dumps(origin, ensure_ascii=True).replace("\\", "\\\\").replace("'", "\\'")

@@ -118,6 +118,8 @@ def ingest(
     if too_long:
         raise PartError(f"part {too_long[0]}: more than {ID_STRIDE - 1:,} rows, ids would collide")
 
+    # Whether every vector's length is known: a store whose older parts were never measured stays unknown.
+    measured = existing_dim is None or "unit_error" in stored_origin(store)
     ensure_table(store, storage)
     if model or dataset or not stored_origin(store).get("model"):
         record_origin(store, dataset=dataset, model=model or MODEL_FOR_DIM.get(next(iter(dims), 0)))
@@ -143,7 +145,7 @@ def ingest(
             if not force and existing.get(part.number) == part.rows:
                 report.parts.append(PartResult(part.number, part.rows, 0.0, skipped=True, shard=shard))
                 continue
-            report.parts.append(_ingest_part(store, part, batch_rows, progress, shard))
+            report.parts.append(_ingest_part(store, part, batch_rows, progress, shard, measured))
     finally:
         store.execute(f"SYSTEM START MERGES{on} {local_table(store)}")
     if any(existing.get(p.part) for p in report.parts if not p.skipped):
@@ -175,7 +177,7 @@ class _Placement:
 
 
 def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Progress,
-                 shard: int | None = None) -> PartResult:
+                 shard: int | None = None, measured: bool = False) -> PartResult:
     started = time.perf_counter()
     stage = f"{STAGE_PREFIX}{part.number}"
     on = on_cluster(store)
@@ -196,8 +198,9 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
                       f"ENGINE = {distributed_engine(store, stage)}")
     progress.start(f"part {part.number}" + (f" -> shard {shard}" if shard is not None else ""), part.rows)
     columns = table_columns(store)  # a store made by an older laionsearch has fewer: it keeps its own
+    lengths = UnitError()
     try:
-        for batch in _prefetch(read_batches(part, batch_rows)):
+        for batch in _prefetch(read_batches(part, batch_rows, lengths)):
             store.insert_arrow(into, batch.select(columns) if batch.num_columns != len(columns) else batch, settings)
             progress.advance(batch.num_rows)
         staged = store.query(f"SELECT count() AS n FROM {store.table(into)}").column("n")[0].as_py()
@@ -205,6 +208,8 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
             raise IngestError(f"staged {staged} rows, expected {part.rows}")
         if indexes:
             build_indexes_on(store, stage, indexes)
+        if measured:  # recorded before the part is visible: a crash can only leave the record too large
+            record_origin(store, unit_error=lengths.worst)
         # The one step that makes the part visible: atomic (per shard), and replaces any older copy.
         store.execute(f"ALTER TABLE {local_table(store)}{on} REPLACE PARTITION {part.number:d} "
                       f"FROM {store.table(stage)}{_from_empty(store)}")
@@ -277,8 +282,22 @@ def _drop_stages(store: Store) -> None:
         _drop_stage(store, name)
 
 
-def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.Table]:
-    """Yield the part's rows as Arrow tables in the ``laion`` column layout, ``batch_rows`` at a time."""
+class UnitError:
+    """The largest |length - 1| of the vectors seen, per embedding column (search uses it to rank exactly
+    by dot product, which is cheaper than cosine distance: ``search._exact``)."""
+
+    def __init__(self):
+        self.worst = {"image": 0.0, "text": 0.0}
+
+    def add(self, column: str, vectors: np.ndarray) -> None:
+        lengths = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        self.worst[column] = max(self.worst[column], float(np.max(np.abs(lengths - 1.0), initial=0.0)))
+
+
+def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 lengths: UnitError | None = None) -> Iterator[pa.Table]:
+    """Yield the part's rows as Arrow tables in the ``laion`` column layout, ``batch_rows`` at a time
+    (measuring the vectors' lengths into ``lengths``)."""
     offset = 0
     # Plain reads, not np.memmap: mapped pages would count towards the process's RSS.
     with open(part.img.path, "rb") as img, open(part.text.path, "rb") as text:
@@ -295,6 +314,10 @@ def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS) -> Ite
                 img_rows, text_rows = _read_rows(img, part.img, n), _read_rows(text, part.text, n)
                 _check_finite(part.img, img_rows, offset)
                 _check_finite(part.text, text_rows, offset)
+                img_rows, text_rows = _widen(img_rows), _widen(text_rows)
+                if lengths is not None:
+                    lengths.add("image", img_rows)
+                    lengths.add("text", text_rows)
                 yield _to_table(part, offset, batch, img_rows, text_rows)
                 offset += n
         except (pa.ArrowException, OSError) as exc:
@@ -365,10 +388,14 @@ def _text(part: CheckedPart, meta: pa.RecordBatch, name: str) -> pa.Array:
         raise PartError(f"{part.part.metadata}: column {name} is not text ({first_line(exc)})") from None
 
 
-def _vectors(block: np.ndarray, dim: int) -> pa.Array:
+def _widen(block: np.ndarray) -> np.ndarray:
     # Widened to float32 here, in the reader thread, not by the engine: the engine also
     # accepts float16 but converts it ~30% slower on the inserting thread (measured).
-    flat = np.ascontiguousarray(block, dtype=np.float32).reshape(-1)
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _vectors(block: np.ndarray, dim: int) -> pa.Array:
+    flat = block.reshape(-1)
     return pa.FixedSizeListArray.from_arrays(pa.array(flat), dim)
 
 

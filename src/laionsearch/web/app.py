@@ -184,14 +184,15 @@ def create_app(
             return query.vector(found, float(term.weight))
 
         terms = Query(tuple([await resolved(t) for t in positive]), tuple([await resolved(t) for t in request.negative]))
-        if request.with_vectors and request.k > MAX_VECTOR_ROWS:
+        with_vectors = request.with_vectors or request.return_embeddings
+        if with_vectors and request.k > MAX_VECTOR_ROWS:
             raise Refused(f"with_vectors returns at most {MAX_VECTOR_ROWS} rows per request (page with offset)")
         words = " ".join(t.text for t in positive if t.text is not None)
         if request.hybrid and not words:
             raise Refused("hybrid ranks captions by the query's words: give a text")
         result = await run_in_threadpool(search, store, terms, column=request.column, k=request.k,
                                          offset=request.offset, dedup=request.dedup, hybrid=request.hybrid,
-                                         words=words or None, with_vectors=request.with_vectors,
+                                         words=words or None, with_vectors=with_vectors,
                                          exact=request.exact, ef=request.ef, rescore=request.rescore, filters=filters)
         return JSONResponse({"ok": True, "plan": plan_of(result), "results": rows_of(result)})
 

@@ -69,6 +69,7 @@ class SearchRequest(BaseModel):
     offset: StrictInt = Field(0, ge=0, le=MAX_K - 1, description="rows to skip first (the next page)")
     dedup: Literal["url", "image"] | None = None
     with_vectors: StrictBool = Field(False, description=f"return each row's embedding (k at most {MAX_VECTOR_ROWS})")
+    return_embeddings: StrictBool = Field(False, description="the same as with_vectors (clip-retrieval's name)")
     exact: StrictBool = False
     ef: StrictInt | None = Field(None, ge=1, le=100_000)
     rescore: StrictInt | None = Field(None, ge=1, le=100, description="fetch N x k candidates, rank by exact distance")
