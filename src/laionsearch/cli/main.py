@@ -150,15 +150,15 @@ TERM_HELP = "Repeat to add terms; WEIGHT*VALUE weighs one (e.g. '0.5*a watercolo
 @app.command()
 def search(
     ctx: typer.Context,
-    text: Optional[list[str]] = typer.Option(None, "--text", help="Query text, encoded by CLIP (the [clip] extra). "
+    text: Optional[list[str]] = typer.Option(None, "--text", metavar="TEXT", help="Query text, encoded by CLIP (the [clip] extra). "
                                              + TERM_HELP),
-    image: Optional[list[str]] = typer.Option(None, "--image", help="Query image: a path or an http(s) URL."),
-    like_id: Optional[list[str]] = typer.Option(None, "--like-id", help="The stored vector of the row with this id."),
-    vector_file: Optional[list[str]] = typer.Option(None, "--vector-file", help="Query vector: JSON list or .npy."),
-    not_text: Optional[list[str]] = typer.Option(None, "--not-text", help="Move away from this text (repeatable)."),
-    not_image: Optional[list[str]] = typer.Option(None, "--not-image", help="Move away from this image."),
-    not_id: Optional[list[str]] = typer.Option(None, "--not-id", help="Move away from this stored row."),
-    not_vector_file: Optional[list[str]] = typer.Option(None, "--not-vector-file", help="Move away from this vector."),
+    image: Optional[list[str]] = typer.Option(None, "--image", metavar="PATH|URL", help="Query image: a path or an http(s) URL."),
+    like_id: Optional[list[str]] = typer.Option(None, "--like-id", metavar="ID", help="The stored vector of the row with this id."),
+    vector_file: Optional[list[str]] = typer.Option(None, "--vector-file", metavar="FILE", help="Query vector: JSON list or .npy."),
+    not_text: Optional[list[str]] = typer.Option(None, "--not-text", metavar="TEXT", help="Move away from this text (repeatable)."),
+    not_image: Optional[list[str]] = typer.Option(None, "--not-image", metavar="PATH|URL", help="Move away from this image."),
+    not_id: Optional[list[str]] = typer.Option(None, "--not-id", metavar="ID", help="Move away from this stored row."),
+    not_vector_file: Optional[list[str]] = typer.Option(None, "--not-vector-file", metavar="FILE", help="Move away from this vector."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     column: str = typer.Option("image", "--column", help="Embeddings to search: image or text."),
     k: int = typer.Option(10, "-k", "--k", help="Number of rows to return (offset + k at most 10,000)."),
@@ -174,7 +174,7 @@ def search(
     min_height: Optional[int] = typer.Option(None, "--min-height", help="Original image at least this many pixels high."),
     aspect: Optional[str] = typer.Option(None, "--aspect", metavar="MIN:MAX",
                                          help="Original width / height within MIN:MAX, e.g. 1.5:2 (either may be left out)."),
-    license_: Optional[list[str]] = typer.Option(None, "--license", help="Keep only this LICENSE value (repeatable)."),
+    license_: Optional[list[str]] = typer.Option(None, "--license", metavar="NAME", help="Keep only this LICENSE value (repeatable)."),
     url_domain: Optional[str] = typer.Option(None, "--url-domain", metavar="HOST",
                                              help="Keep only images hosted on HOST or its subdomains."),
     caption_has: Optional[str] = typer.Option(None, "--caption-has", metavar="WORDS",
@@ -199,8 +199,10 @@ def search(
     come back whenever k rows match: the filters' selectivity decides between
     post-filtering the index's candidates and exact search over the matching rows.
 
-    Examples: laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
-              laionsearch search --text "a beach at dusk" --not-text "a cartoon" --min-width 1024
+    \b
+    Examples:
+      laionsearch search --like-id 300000017 --nsfw UNLIKELY -k 5
+      laionsearch search --text "a beach at dusk" --not-text "a cartoon" --min-width 1024
     """
     from .console import print_rows, stderr
     from ..ops.filters import Filters, parse_aspect
