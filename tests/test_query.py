@@ -395,3 +395,18 @@ def test_a_page_the_candidates_cannot_prove_falls_back_to_cosine(store, tmp_path
     assert found.plan == "exact"  # the candidates could not prove the page: ranked by cosine distance
     easy = search(store, vectors[7], k=1, exact=True)
     assert easy.column("id").to_pylist() == [row_id(0, 7)]
+
+
+def test_bfloat16_storage_counts_its_rounding_in_the_length_error(store, tmp_path):
+    from laionsearch.schema import stored_origin
+
+    vectors = _part_with_lengths(tmp_path, np.ones(3000))
+    ingest(store, tmp_path, storage="bfloat16")
+    stored = store.query(f"SELECT CAST(image_embedding AS Array(Float32)) AS v FROM {store.table('laion')} ORDER BY id")
+    lengths = np.linalg.norm(np.array(stored.column("v").to_pylist(), np.float32), axis=1)
+    assert np.abs(lengths - 1).max() <= stored_origin(store)["unit_error"]["image"] <= 2**-8 + 1e-3
+    ids = np.array([row_id(0, i) for i in range(3000)])
+    found = search(store, vectors[11], k=10, exact=True)
+    stored_vectors = np.array(stored.column("v").to_pylist(), np.float32)  # ranked as stored: bfloat16
+    assert found.column("id").to_pylist()[0] == row_id(0, 11) and found.plan.startswith("exact")
+    assert found.column("id").to_pylist() == numpy_ids(ids, stored_vectors, vectors[11], 10)
