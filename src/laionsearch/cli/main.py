@@ -23,6 +23,8 @@ app = typer.Typer(
 FORMAT_HELP = "Output format: table (default on a terminal), json (default when piped) or csv."
 MODEL_HELP = ("CLIP model id or saved folder. Default: $LAIONSEARCH_MODEL, else the model the store recorded at ingest, "
               "else openai/clip-vit-base-patch32.")
+#: For the commands that open no store.
+ENCODER_MODEL_HELP = "CLIP model id or saved folder. Default: $LAIONSEARCH_MODEL, else openai/clip-vit-base-patch32."
 
 
 @dataclass
@@ -619,7 +621,7 @@ def _parse_param(text: str):
 def encode(
     text: Optional[str] = typer.Option(None, "--text", help="Text to encode."),
     image: Optional[str] = typer.Option(None, "--image", help="Image to encode: a path or an http(s) URL."),
-    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help=ENCODER_MODEL_HELP),
 ) -> None:
     """Print the CLIP vector of a text or an image as a JSON list (like the guide's SELECT encode_text('cat')).
 
@@ -641,7 +643,7 @@ app.add_typer(udf_app, name="udf")
 @udf_app.command("export")
 def udf_export(
     folder: Path = typer.Argument(..., help="Where to write user_scripts/ and the *_function.xml configs."),
-    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help=ENCODER_MODEL_HELP),
     pool_size: int = typer.Option(2, "--pool-size", help="Encoder worker processes per function on the server."),
 ) -> None:
     """Write executable UDFs (scripts + XML configs + README) that give a ClickHouse server encode_text/encode_image.
@@ -660,7 +662,7 @@ def embed(
     out_dir: Path = typer.Argument(..., help="Where to write the part (img_emb/, text_emb/, metadata/)."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="TSV file: file name<TAB>caption per line."),
     part: int = typer.Option(0, "--part", help="Part number to write."),
-    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help=ENCODER_MODEL_HELP),
 ) -> None:
     """Encode your own images (and captions) into a LAION-format part that `ingest` loads.
 

@@ -170,7 +170,8 @@ def sample_queries(store: Store, column: str, n: int, seed: int = 0, noise: floa
     vectors = _matrix(rows.column("v"))
     rng = np.random.default_rng(seed)
     nudged = vectors + rng.standard_normal(vectors.shape).astype(np.float32) * (noise / np.sqrt(vectors.shape[1]))
-    return nudged / np.linalg.norm(nudged, axis=1, keepdims=True)
+    # float32 like the stored vectors (numpy promotes the float64 noise scale to float64 otherwise).
+    return (nudged / np.linalg.norm(nudged, axis=1, keepdims=True)).astype(np.float32)
 
 
 def exact_top_k(store: Store, column: str, queries: np.ndarray, k: int, progress: Progress | None = None) -> np.ndarray:
