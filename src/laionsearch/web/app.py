@@ -175,6 +175,13 @@ def create_app(
         for term in positive + request.negative:
             if term.given() != 1:
                 raise Refused("each query term takes exactly one of text, image, image_url, vector, like_id")
+        # Checked before any term is encoded or fetched: a refused request costs nothing.
+        with_vectors = request.with_vectors or request.return_embeddings
+        if with_vectors and request.k > MAX_VECTOR_ROWS:
+            raise Refused(f"with_vectors returns at most {MAX_VECTOR_ROWS} rows per request (page with offset)")
+        words = " ".join(t.text for t in positive if t.text is not None)
+        if request.hybrid and not words:
+            raise Refused("hybrid ranks captions by the query's words: give a text")
 
         async def resolved(term: TermRequest):
             if term.like_id is not None:
@@ -184,12 +191,6 @@ def create_app(
             return query.vector(found, float(term.weight))
 
         terms = Query(tuple([await resolved(t) for t in positive]), tuple([await resolved(t) for t in request.negative]))
-        with_vectors = request.with_vectors or request.return_embeddings
-        if with_vectors and request.k > MAX_VECTOR_ROWS:
-            raise Refused(f"with_vectors returns at most {MAX_VECTOR_ROWS} rows per request (page with offset)")
-        words = " ".join(t.text for t in positive if t.text is not None)
-        if request.hybrid and not words:
-            raise Refused("hybrid ranks captions by the query's words: give a text")
         result = await run_in_threadpool(search, store, terms, column=request.column, k=request.k,
                                          offset=request.offset, dedup=request.dedup, hybrid=request.hybrid,
                                          words=words or None, with_vectors=with_vectors,
