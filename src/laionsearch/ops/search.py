@@ -225,7 +225,8 @@ def query_vector(store: Store, query: Query, column: str = "image", model: str |
 
 def require_columns(store: Store, needed: set[str]) -> None:
     """Fail in one line when the store's table predates a column a filter reads."""
-    missing = sorted(needed - set(table_columns(store))) if needed and store.has_table(TABLE) else []
+    columns = table_columns(store) if needed else []  # cached; [] before the first ingest (that error comes later)
+    missing = sorted(needed - set(columns)) if columns else []
     if missing:
         raise ArgumentError(
             f"store {store.location} was made before laionsearch kept {', '.join(missing)}; to filter on "
