@@ -1,17 +1,22 @@
-"""Exact search: by dot product (what laionsearch now does for unit vectors), by cosine distance (before), and numpy.
+"""Exact search: by dot product (what laionsearch does for unit vectors), by cosine distance, and numpy.
 
 Run by hand (not part of `make test`), on a store ingested by this version (it records the vectors'
-lengths), e.g.:
+lengths), e.g. for float32 and bfloat16 storage:
 
+    .venv/bin/laionsearch synth /tmp/bench/ann-1000000 --rows 1000000
     .venv/bin/laionsearch --db /tmp/bench/exact ingest /tmp/bench/ann-1000000
-    .venv/bin/python benchmarks/exact.py --db /tmp/bench/exact --parts /tmp/bench/ann-1000000 --queries 30
+    .venv/bin/laionsearch --db /tmp/bench/exact-bf16 ingest /tmp/bench/ann-1000000 --storage bfloat16
+    .venv/bin/python benchmarks/exact.py --db /tmp/bench/exact --queries 30
+    .venv/bin/python benchmarks/exact.py --db /tmp/bench/exact-bf16 --queries 30
 
-Per query, one after another and alternating: `search(..., exact=True)` (dot product over the
-table, cosine distance for the candidates), the same with the dot-product path switched off
-(cosine distance over the table, the plan before this change), and numpy's float32 matrix-vector
-product with argpartition over the same part's vectors, held in memory. Printed: p50 of each,
-ratios to numpy, and whether every answer had the same ids as numpy's. The processor's vector
-extensions are printed first: the engine's kernels differ a lot between AVX2 and AVX-512.
+Per query, round-robin so that the machine's drift hits every way alike: `search(..., exact=True)`
+(a dot-product scan, then cosine distance for the candidates: ``ops/exact.py``), the same with that
+path switched off (cosine distance over the table), the scan alone without any distance (how long the
+engine takes just to read the vectors: a floor for any exact search in it), and numpy's float32
+matrix-vector product with argpartition over the same part's vectors, held in memory. Printed: p50
+of each, ratios to numpy, and whether every answer had the same ids as numpy's (over the vectors as
+stored: a bfloat16 store's are rounded). The processor's vector extensions are printed first: the
+engine's kernels differ a lot between AVX2 and AVX-512.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 import laionsearch as ls
-import laionsearch.ops.search as searching
-from laionsearch.ops.evaluate import sample_queries
+import laionsearch.ops.exact as exact_search
+from laionsearch.ops.evaluate import iter_vectors, sample_queries
+from laionsearch.schema import stored_storage
 
 
 def flags() -> str:
@@ -38,16 +44,14 @@ def flags() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)
-    parser.add_argument("--parts", required=True, help="The release folder the store was ingested from (part 0).")
     parser.add_argument("--queries", type=int, default=30)
     args = parser.parse_args()
     print(flags())
     store = ls.Store(args.db)
-    vectors = np.load(Path(args.parts) / "img_emb" / "img_emb_0.npy").astype(np.float32)
-    ids = np.arange(len(vectors), dtype=np.int64)
+    ids, vectors = (np.concatenate(x) for x in zip(*iter_vectors(store, "image")))  # as stored
     norms = np.linalg.norm(vectors, axis=1)
     queries = sample_queries(store, "image", args.queries, seed=2).astype(np.float32)  # numpy: no float64 upcast
-    times = {"dot": [], "cosine": [], "numpy": []}
+    times = {"dot": [], "cosine": [], "scan only": [], "numpy": []}
     same = {"dot": 0, "cosine": 0}
     plans = set()
     for i, q in enumerate(queries):
@@ -56,20 +60,41 @@ def main() -> None:
         top = np.argpartition(-similarity, 10)[:10]
         truth = ids[top[np.argsort(-similarity[top])]].tolist()
         times["numpy"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        store.query(f"SELECT count() AS n FROM {store.table('laion')} WHERE NOT ignore(image_embedding)")
+        times["scan only"].append(time.perf_counter() - started)
         for way in (("dot", "cosine") if i % 2 == 0 else ("cosine", "dot")):
-            searching.MAX_UNIT_ERROR = 0.01 if way == "dot" else -1.0
+            exact_search.MAX_UNIT_ERROR = 0.01 if way == "dot" else -1.0
             started = time.perf_counter()
             found = ls.search(store, q, k=10, exact=True)
             times[way].append(time.perf_counter() - started)
             same[way] += found.column("id").to_pylist() == truth
             plans.add(found.plan)
     p50 = {w: float(np.median(t)) * 1000 for w, t in times.items()}
-    print(f"{len(vectors):,} rows, {args.queries} queries, k=10; plans seen: {', '.join(sorted(plans))}")
+    print(f"{len(vectors):,} rows stored as {stored_storage(store)}, {args.queries} queries, k=10; "
+          f"plans seen: {', '.join(sorted(plans))}")
     print("| way | p50 | / numpy | same ids as numpy |")
     print("|---|---:|---:|---|")
-    for way in ("dot", "cosine", "numpy"):
+    for way in times:
         agreed = f"{same[way]}/{args.queries}" if way in same else "-"
         print(f"| {way} | {p50[way]:.0f} ms | {p50[way] / p50['numpy']:.2f} | {agreed} |")
+    print("\nExact search over the rows a filter keeps (`similarity >= T`, the plan for selective filters):")
+    print("| share kept | dot | cosine | same answers |")
+    print("|---:|---:|---:|---|")
+    for share in (0.01, 0.001):
+        threshold = store.query("SELECT quantile({q:Float64})(similarity) AS t FROM laion WHERE NOT isNaN(similarity)",
+                                {"q": 1 - share}).column("t")[0].as_py()
+        spent, answers = {"dot": [], "cosine": []}, {"dot": [], "cosine": []}
+        for i, q in enumerate(queries):
+            for way in (("dot", "cosine") if i % 2 == 0 else ("cosine", "dot")):
+                exact_search.MAX_UNIT_ERROR = 0.01 if way == "dot" else -1.0
+                started = time.perf_counter()
+                found = ls.search(store, q, k=10, exact=True, min_similarity=threshold)
+                spent[way].append(time.perf_counter() - started)
+                answers[way].append(found.column("id").to_pylist())
+        agreed = sum(a == b for a, b in zip(answers["dot"], answers["cosine"]))
+        print(f"| {share:.1%} | {np.median(spent['dot']) * 1000:.0f} ms | {np.median(spent['cosine']) * 1000:.0f} ms | "
+              f"{agreed}/{len(queries)} |")
 
 
 if __name__ == "__main__":

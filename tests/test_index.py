@@ -62,7 +62,7 @@ def test_explain_shows_the_index_for_the_guide_query_and_parameters(indexed):
             "ORDER BY distance ASC LIMIT {{k:UInt32}}").format(t=indexed.table("laion"))
     assert "Name: image_index" in explain(indexed, ours, {"target": vector, "k": 10})
     assert plan_of(search(indexed, vector)) == "ann"
-    assert plan_of(search(indexed, vector, exact=True)) == "exact (dot product)"  # unit vectors: see _exact
+    assert plan_of(search(indexed, vector, exact=True)) == "exact (dot product)"  # unit vectors: see ops.exact
     assert plan_of(search(indexed, vector, column="text")).startswith("exact")  # no text index
 
 

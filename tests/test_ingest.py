@@ -21,7 +21,7 @@ from laionsearch import (
     synth_parts,
     vector_of,
 )
-from laionsearch.schema import ID_STRIDE, stored_storage
+from laionsearch.schema import ID_STRIDE, stored_storage, to_bfloat16
 
 from .conftest import SMALL_ROWS, cli_json, copy_parts, run_cli
 
@@ -191,8 +191,8 @@ def test_bfloat16_storage_rounds_and_still_searches(store, parts_dir):
     assert stored_storage(store) == "bfloat16"
     stored = vector_of(store, row_id(0, 100), "image")
     source = np.load(parts_dir / "img_emb" / "img_emb_0.npy")[100].astype(np.float32)
-    np.testing.assert_allclose(stored, source, atol=2e-3)
-    assert not np.array_equal(stored, source)  # rounded to bfloat16
+    np.testing.assert_array_equal(stored, to_bfloat16(source))  # rounded to nearest, not truncated by the engine
+    assert not np.array_equal(stored, source)
     assert search_like(store, row_id(0, 100), k=1).column("id").to_pylist() == [row_id(0, 100)]
     with pytest.raises(ArgumentError, match="keeps embeddings as bfloat16"):
         ingest(store, parts_dir, [1], storage="float32")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from .cluster import LOCAL_TABLE, distributed_engine, everywhere, on_cluster
 from .errors import ArgumentError
 from .store import Store
@@ -49,12 +51,15 @@ COLUMNS = (
 #: float32 keeps the release's float16 values exactly, uncompressed: LZ4 (the guide's
 #: default codec, kept as float32-lz4) saves ~5% of disk on these vectors but makes exact
 #: search ~1.5x and ingest ~1.6x slower (docs/benchmarks.md). bfloat16 rounds the values
-#: (8-bit mantissa) for half the disk.
+#: (8-bit mantissa) for half the disk, uncompressed too: with LZ4 its exact search read
+#: 4-5x slower.
 STORAGES = {
     "float32": "Array(Float32) CODEC(NONE)",
     "float32-lz4": "Array(Float32)",
-    "bfloat16": "Array(BFloat16)",
+    "bfloat16": "Array(BFloat16) CODEC(NONE)",
 }
+#: Storages older laionsearch versions created, recognised in existing stores but no longer offered.
+LEGACY_STORAGES = {"bfloat16-lz4": "Array(BFloat16)"}
 DEFAULT_STORAGE = "float32"
 
 #: ``--column`` choices mapped to the embedding column they search.
@@ -156,7 +161,24 @@ def _has_cleanup_settings(store: Store) -> bool:
 
 
 def stored_storage(store: Store) -> str | None:
-    """The ``STORAGES`` key of an existing table, or None if there is no table."""
+    """The ``STORAGES`` (or ``LEGACY_STORAGES``) key of an existing table, or None if there is no table."""
+    return store.fact("storage", lambda: _storage(store))
+
+
+def is_bfloat16(storage: str | None) -> bool:
+    """Whether a storage keeps embeddings as BFloat16 (2 bytes a value, rounded)."""
+    return (storage or "").startswith("bfloat16")
+
+
+def to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """``values`` (float32) rounded to the nearest bfloat16, ties to even, kept as float32: the
+    engine then converts them to BFloat16 without a further change."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    return rounded.view(np.float32).reshape(np.shape(values))
+
+
+def _storage(store: Store) -> str | None:
     if not store.has_table(TABLE):
         return None
     (row,) = store.query(
@@ -165,7 +187,7 @@ def stored_storage(store: Store) -> str | None:
         {"db": store.database, "t": local_name(store)},
     ).to_pylist()
     declared = row["type"] + (f" {row['codec']}" if row["codec"] else "")
-    return next((name for name, ctype in STORAGES.items() if ctype == declared), declared)
+    return next((name for name, ctype in {**STORAGES, **LEGACY_STORAGES}.items() if ctype == declared), declared)
 
 
 def data_parts(store: Store) -> list[dict]:

@@ -32,8 +32,9 @@ from .index import build_indexes_on, index_definitions, index_parameters
 from ..release.layouts import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, CheckedPart, NpyInfo, check_part, find_parts
 from ..progress import Progress
 from ..release.datasets import MODEL_FOR_DIM
-from ..schema import (ID_STRIDE, STAGE_PREFIX, data_parts, ensure_table, local_table, prompt_cleanup, record_origin,
-                      stored_dim, stored_origin, stored_parts, stored_storage, table_columns)
+from ..schema import (ID_STRIDE, STAGE_PREFIX, data_parts, ensure_table, is_bfloat16, local_table, prompt_cleanup,
+                      record_origin, stored_dim, stored_origin, stored_parts, stored_storage, table_columns,
+                      to_bfloat16)
 from ..store import Store
 
 DEFAULT_BATCH_ROWS = 16384
@@ -200,7 +201,8 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
     columns = table_columns(store)  # a store made by an older laionsearch has fewer: it keeps its own
     lengths = UnitError()
     try:
-        for batch in _prefetch(read_batches(part, batch_rows, lengths)):
+        bfloat16 = is_bfloat16(stored_storage(store))
+        for batch in _prefetch(read_batches(part, batch_rows, lengths, bfloat16)):
             store.insert_arrow(into, batch.select(columns) if batch.num_columns != len(columns) else batch, settings)
             progress.advance(batch.num_rows)
         staged = store.query(f"SELECT count() AS n FROM {store.table(into)}").column("n")[0].as_py()
@@ -209,9 +211,7 @@ def _ingest_part(store: Store, part: CheckedPart, batch_rows: int, progress: Pro
         if indexes:
             build_indexes_on(store, stage, indexes)
         if measured:  # recorded before the part is visible: a crash can only leave the record too large
-            # bfloat16 storage rounds each value by up to 2^-9 of it: lengths move by at most 2^-8 more.
-            rounding = 2.0**-8 if stored_storage(store) == "bfloat16" else 0.0
-            record_origin(store, unit_error={c: e + rounding for c, e in lengths.worst.items()})
+            record_origin(store, unit_error=lengths.worst)  # measured on the values as stored
         # The one step that makes the part visible: atomic (per shard), and replaces any older copy.
         store.execute(f"ALTER TABLE {local_table(store)}{on} REPLACE PARTITION {part.number:d} "
                       f"FROM {store.table(stage)}{_from_empty(store)}")
@@ -250,7 +250,7 @@ def _drop_stage(store: Store, stage: str) -> None:
 def _bytes_needed(store: Store, parts: list[CheckedPart]) -> int:
     """Disk the parts will take: both embedding columns as stored, the metadata (at most its
     parquet size) and, when ``laion`` has vector indexes, each part's graphs."""
-    per_value = 2 if stored_storage(store) == "bfloat16" else 4
+    per_value = 2 if is_bfloat16(stored_storage(store)) else 4
     indexes = [index_parameters(ix["type_full"]) for ix in index_definitions(store)]
     total = 0
     for part in parts:
@@ -286,7 +286,7 @@ def _drop_stages(store: Store) -> None:
 
 class UnitError:
     """The largest |length - 1| of the vectors seen, per embedding column (search uses it to rank exactly
-    by dot product, which is cheaper than cosine distance: ``search._exact``)."""
+    by dot product, which is cheaper than cosine distance: ``ops.exact``)."""
 
     def __init__(self):
         self.worst = {"image": 0.0, "text": 0.0}
@@ -297,9 +297,10 @@ class UnitError:
 
 
 def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 lengths: UnitError | None = None) -> Iterator[pa.Table]:
+                 lengths: UnitError | None = None, bfloat16: bool = False) -> Iterator[pa.Table]:
     """Yield the part's rows as Arrow tables in the ``laion`` column layout, ``batch_rows`` at a time
-    (measuring the vectors' lengths into ``lengths``)."""
+    (measuring the vectors' lengths into ``lengths``; with ``bfloat16``, the vectors rounded to it,
+    as a bfloat16 store keeps them)."""
     offset = 0
     # Plain reads, not np.memmap: mapped pages would count towards the process's RSS.
     with open(part.img.path, "rb") as img, open(part.text.path, "rb") as text:
@@ -317,6 +318,8 @@ def read_batches(part: CheckedPart, batch_rows: int = DEFAULT_BATCH_ROWS,
                 _check_finite(part.img, img_rows, offset)
                 _check_finite(part.text, text_rows, offset)
                 img_rows, text_rows = _widen(img_rows), _widen(text_rows)
+                if bfloat16:  # rounded here, to nearest: the engine would truncate (up to 2^-7 of a value)
+                    img_rows, text_rows = to_bfloat16(img_rows), to_bfloat16(text_rows)
                 if lengths is not None:
                     lengths.add("image", img_rows)
                     lengths.add("text", text_rows)

@@ -23,6 +23,7 @@ from .query import image as image_term
 from .query import row as row_term
 from .query import text as text_term
 from .dedup import DEDUP_KINDS, deduplicated
+from .exact import search_by_dot
 from .hybrid import hybrid as fused
 from .results import SearchResult, with_plan
 from ..store import Store
@@ -36,10 +37,6 @@ MAX_CANDIDATES = 20_000  # beyond this many index candidates, exact search over 
 SELECTIVITY_SAMPLE = 100_000
 EXACT = ["use_skip_indexes = 0"]
 POSTFILTER = "vector_search_filter_strategy = 'postfilter'"
-#: Exact search ranks by dot product when every stored vector's length is within this of 1 (LAION's are
-#: unit vectors stored as float16: ~1e-3), over this many candidates beyond the page (see ``_exact``).
-MAX_UNIT_ERROR = 0.01
-CANDIDATES = 10
 
 
 def embedding_column(column: str) -> str:
@@ -176,7 +173,7 @@ class _Ranked:
         )
 
         def exactly(plan: str) -> SearchResult:
-            return _exact(store, self.column, self.target, where, vectors, params, plan) or \
+            return search_by_dot(store, self.column, self.target, where, vectors, params, plan) or \
                 _run(store, sql, params, plan, EXACT)
 
         if self.exact or self.column not in indexed_columns(store):
@@ -279,42 +276,6 @@ def _ann_settings(k: int, ef: int | None, rescore: int | None = None) -> list[st
         # Above this LIMIT the engine silently skips the index; raise it for this query instead.
         settings.append(f"max_limit_for_vector_search_queries = {k:d}")
     return settings
-
-
-def _exact(store: Store, column: str, target: np.ndarray, where: str, vectors: str, params: dict,
-           plan: str) -> SearchResult | None:
-    """Exact search ranked by dot product, which costs less than cosine distance on some processors,
-    with the same answer; None where that cannot be shown (then the caller ranks by cosine distance).
-
-    For vectors of length 1 +- e (measured at ingest: ``schema.stored_origin``) and a unit query, the
-    rows outside the best ``depth + max(depth, CANDIDATES)`` by dot product have a cosine similarity
-    of at most d / (1 -+ e), d the lowest dot product among those candidates; when the page's last
-    row is at least that similar, ranking the candidates by cosine distance gives the cosine ranking
-    itself. Two statements: the candidates' ids by dot product, then their rows by cosine distance."""
-    error = stored_origin(store).get("unit_error", {}).get(column)
-    if error is None or error > MAX_UNIT_ERROR:
-        return None
-    col = embedding_column(column)
-    depth = params["k"] + params["offset"]
-    wanted = depth + max(depth, CANDIDATES)
-    unit = (target / np.linalg.norm(target)).astype(np.float32)
-    candidates = store.query(
-        f"SELECT id, dotProduct({col}, {vector_sql('unit')}) AS dot FROM {store.table(TABLE)} {where} "
-        "ORDER BY dot DESC LIMIT {m:UInt32} SETTINGS use_skip_indexes = 0",
-        {**params, "unit": vector_hex(unit), "m": wanted},
-    )
-    found = store.query(
-        f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance({col}, {vector_sql('target')}) AS distance{vectors} "
-        f"FROM {store.table(TABLE)} WHERE id IN {{ids:Array(Int64)}} "
-        "ORDER BY distance ASC LIMIT {k:UInt32} OFFSET {offset:UInt32}",
-        {**params, "ids": candidates.column("id").to_pylist()},
-    )
-    if candidates.num_rows == wanted and found.num_rows:  # fewer: every matching row was a candidate
-        lowest = min(candidates.column("dot").to_pylist())
-        bound = lowest / (1 - error) if lowest > 0 else lowest / (1 + error)
-        if 1.0 - found.column("distance")[found.num_rows - 1].as_py() < bound + 1e-6:  # margin: float32 rounding
-            return None
-    return with_plan(found, f"{plan} (dot product)")
 
 
 def _run(store: Store, sql: str, params: dict, plan: str, settings: list[str]) -> SearchResult:
