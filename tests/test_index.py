@@ -89,6 +89,23 @@ def test_filter_keeping_one_percent_still_returns_k_right_rows(indexed, big_part
         assert len(best & set(result.column("id").to_pylist())) >= 9
 
 
+def test_a_rare_filter_ranks_its_matches_by_cosine_in_one_statement(indexed, big_parts):
+    """Prefiltering 0.3% of rows skips the dot-product scan (its second statement costs more than it saves);
+    --exact with the same filter, selectivity unknown, scans by dot product; both give numpy's rows."""
+    sim = pq.read_table(big_parts / "metadata" / "metadata_0.parquet").column("similarity").to_numpy()
+    threshold = float(np.nanquantile(sim, 0.997))
+    vectors = np.load(big_parts / "img_emb" / "img_emb_0.npy").astype(np.float32)
+    matching = np.flatnonzero(np.nan_to_num(sim.astype(np.float32), nan=-1) >= np.float32(threshold))
+    query = sample_queries(indexed, "image", 1, seed=6)[0]
+    dist = 1 - vectors[matching] @ query / np.linalg.norm(vectors[matching], axis=1)
+    expected = [row_id(0, int(i)) for i in matching[np.argsort(dist, kind="stable")[:10]]]
+    planned = search(indexed, query, k=10, min_similarity=threshold)
+    assert plan_of(planned).startswith("exact-prefilter (selectivity") and "dot product" not in plan_of(planned)
+    forced = search(indexed, query, k=10, min_similarity=threshold, exact=True)
+    assert plan_of(forced) == "exact (dot product)"
+    assert planned.column("id").to_pylist() == forced.column("id").to_pylist() == expected
+
+
 @pytest.mark.slow
 def test_every_metadata_filter_near_one_percent_returns_k_right_rows_under_ann(indexed, big_parts):
     """Each new filter alone and in combination, kept to ~1% of rows: k rows, equal to exact filtered search."""

@@ -115,7 +115,8 @@ def ingest(
     storage: Optional[str] = typer.Option(
         None, "--storage",
         help="Embedding storage for a new store: float32 (default: exact, uncompressed), float32-lz4 (the guide's; "
-        "5% smaller, slower) or bfloat16 (half the size, rounded). See docs/benchmarks.md.",
+        "5% smaller, slower) or bfloat16 (half the size, values rounded; fastest exact search). "
+        "See docs/benchmarks.md.",
     ),
     model: Optional[str] = typer.Option(
         None, "--model",

@@ -34,6 +34,9 @@ MAX_RESCORE = 100
 ENGINE_VECTOR_LIMIT = 1000  # the engine's default max_limit_for_vector_search_queries
 MIN_POSTFILTER_SELECTIVITY = 0.005
 MAX_CANDIDATES = 20_000  # beyond this many index candidates, exact search over the matches is cheaper
+#: Below this share of rows kept, exact search ranks the matches by cosine distance in one statement: the
+#: dot-product path's second statement costs more than its scan saves (docs/benchmarks.md).
+DOT_MIN_SELECTIVITY = 0.1
 SELECTIVITY_SAMPLE = 100_000
 EXACT = ["use_skip_indexes = 0"]
 POSTFILTER = "vector_search_filter_strategy = 'postfilter'"
@@ -172,9 +175,10 @@ class _Ranked:
             f"FROM {store.table(TABLE)} {where} ORDER BY distance ASC LIMIT {{k:UInt32}} OFFSET {{offset:UInt32}}"
         )
 
-        def exactly(plan: str) -> SearchResult:
-            return search_by_dot(store, self.column, self.target, where, vectors, params, plan) or \
-                _run(store, sql, params, plan, EXACT)
+        def exactly(plan: str, selectivity: float = 1.0) -> SearchResult:
+            found = search_by_dot(store, self.column, self.target, where, vectors, params, plan) \
+                if selectivity >= DOT_MIN_SELECTIVITY else None
+            return found if found is not None else _run(store, sql, params, plan, EXACT)
 
         if self.exact or self.column not in indexed_columns(store):
             return exactly("exact")
@@ -186,7 +190,7 @@ class _Ranked:
         selectivity = estimate_selectivity(store, self.filters, params)
         multiplier = plan_filtered(selectivity, depth)
         if multiplier is None:
-            return exactly(f"exact-prefilter (selectivity ~{selectivity:.2%})")
+            return exactly(f"exact-prefilter (selectivity ~{selectivity:.2%})", selectivity)
         result = _run(
             store, sql, params, f"ann-postfilter x{multiplier} (selectivity ~{selectivity:.2%})",
             ann + [POSTFILTER,
@@ -194,7 +198,7 @@ class _Ranked:
         )
         if result.num_rows < k and _count(store, condition, params) > offset + result.num_rows:
             # The index's candidates held too few matches: answer exactly rather than short.
-            return exactly("exact-prefilter (post-filter came back short)")
+            return exactly("exact-prefilter (post-filter came back short)", selectivity)
         return result
 
 
