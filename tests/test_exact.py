@@ -66,6 +66,25 @@ def test_a_page_the_candidates_cannot_prove_falls_back_to_cosine(store, tmp_path
 
 
 
+def _mapped_reads(store) -> int:
+    found = store.query("SELECT value FROM system.events WHERE event = 'CreatedReadBufferMMap'").column("value")
+    return int(found[0].as_py()) if len(found) else 0
+
+
+def test_exact_search_maps_large_column_files_and_answers_the_same(store, tmp_path, monkeypatch):
+    vectors = _part_with_lengths(tmp_path, np.ones(3000))
+    ingest(store, tmp_path)
+    ids = np.array([row_id(0, i) for i in range(3000)])
+    copied = [search(store, vectors[i], k=10, exact=True) for i in (3, 1500)]  # test files are under 16 MiB
+    monkeypatch.setattr(exact, "MMAP_MIN_BYTES", 1)  # map every file
+    before = _mapped_reads(store)
+    for i, was in zip((3, 1500), copied):
+        found = _same_as_cosine(store, vectors[i], monkeypatch, k=10)  # the dot-product scan, then cosine alone
+        assert found.column("id").to_pylist() == was.column("id").to_pylist() == numpy_ids(ids, vectors, vectors[i], 10)
+        assert found.column("distance").to_pylist() == was.column("distance").to_pylist()
+    assert _mapped_reads(store) > before
+
+
 def _stored_vectors(store):
     table = store.query(f"SELECT CAST(image_embedding AS Array(Float32)) AS v FROM {store.table('laion')} ORDER BY id")
     return np.array(table.column("v").to_pylist(), np.float32)

@@ -29,6 +29,10 @@ CANDIDATES = 250
 #: (up to 2^-7 of a value) where their recorded length error counts 2^-8.
 LEGACY_BFLOAT16 = "bfloat16-lz4"
 FLOAT32_EPS = 2.0**-24
+#: How a scan of the whole column reads: data files of 16 MiB and more are mapped from the page cache
+#: instead of copied into the engine's buffers (exact search at 1M rows 16-24% faster:
+#: docs/benchmarks.md); smaller files, where mapping costs more than the copy, are read as usual. 0: never.
+MMAP_MIN_BYTES = 16 << 20
 
 
 def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vectors: str, params: dict,
@@ -48,7 +52,7 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
     query_sql = f"CAST({vector_sql('unit')} AS {query_type})" if query_type else vector_sql("unit")
     candidates = store.query(
         f"SELECT id, dotProduct({col}, {query_sql}) AS dot FROM {store.table(TABLE)} {where} "
-        "ORDER BY dot DESC LIMIT {m:UInt32} SETTINGS use_skip_indexes = 0",
+        "ORDER BY dot DESC LIMIT {m:UInt32} SETTINGS " + ", ".join(scan_settings()),
         {**params, "unit": vector_hex(scanned), "m": wanted},
     )
     dots = candidates.column("dot").to_numpy().astype(np.float64)
@@ -72,6 +76,12 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
         if not max(left_out) < 1.0 - last - slack:
             return None
     return with_plan(found, f"{plan} (dot product)")
+
+
+def scan_settings() -> list[str]:
+    """Settings for a statement that reads the whole embedding column (no skip index, large files mapped)."""
+    mapped = [f"min_bytes_to_use_mmap_io = {MMAP_MIN_BYTES:d}", "local_filesystem_read_method = 'mmap'"]
+    return ["use_skip_indexes = 0"] + (mapped if MMAP_MIN_BYTES else [])
 
 
 def unit_error(store: Store, column: str, storage: str) -> float | None:

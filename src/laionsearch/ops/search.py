@@ -23,7 +23,7 @@ from .query import image as image_term
 from .query import row as row_term
 from .query import text as text_term
 from .dedup import DEDUP_KINDS, deduplicated
-from .exact import search_by_dot
+from .exact import scan_settings, search_by_dot
 from .hybrid import hybrid as fused
 from .results import SearchResult, with_plan
 from ..store import Store
@@ -38,7 +38,6 @@ MAX_CANDIDATES = 20_000  # beyond this many index candidates, exact search over 
 #: dot-product path's second statement costs more than its scan saves (docs/benchmarks.md).
 DOT_MIN_SELECTIVITY = 0.1
 SELECTIVITY_SAMPLE = 100_000
-EXACT = ["use_skip_indexes = 0"]
 POSTFILTER = "vector_search_filter_strategy = 'postfilter'"
 
 
@@ -178,7 +177,7 @@ class _Ranked:
         def exactly(plan: str, selectivity: float = 1.0) -> SearchResult:
             found = search_by_dot(store, self.column, self.target, where, vectors, params, plan) \
                 if selectivity >= DOT_MIN_SELECTIVITY else None
-            return found if found is not None else _run(store, sql, params, plan, EXACT)
+            return found if found is not None else _run(store, sql, params, plan, scan_settings())
 
         if self.exact or self.column not in indexed_columns(store):
             return exactly("exact")
