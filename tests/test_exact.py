@@ -64,8 +64,6 @@ def test_a_page_the_candidates_cannot_prove_falls_back_to_cosine(store, tmp_path
     assert easy.column("id").to_pylist() == [row_id(0, 7)]
 
 
-
-
 def _mapped_reads(store) -> int:
     found = store.query("SELECT value FROM system.events WHERE event = 'CreatedReadBufferMMap'").column("value")
     return int(found[0].as_py()) if len(found) else 0
