@@ -46,16 +46,26 @@ def flags() -> str:
 MAPPED = exact_search.MMAP_MIN_BYTES
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def open_store(doc: str) -> tuple[argparse.Namespace, ls.Store]:
+    """A benchmark's ``--db`` and ``--queries``, and its store; the processor's vector extensions printed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", required=True)
     parser.add_argument("--queries", type=int, default=30)
     args = parser.parse_args()
     print(flags())
-    store = ls.Store(args.db)
-    ids, vectors = (np.concatenate(x) for x in zip(*iter_vectors(store, "image")))  # as stored
+    return args, ls.Store(args.db)
+
+
+def image_vectors(store: ls.Store, queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored image vectors (as stored) with their ids, and ``queries`` float32 queries near them."""
+    ids, vectors = (np.concatenate(x) for x in zip(*iter_vectors(store, "image")))
+    return ids, vectors, sample_queries(store, "image", queries, seed=2).astype(np.float32)  # numpy: no float64 upcast
+
+
+def main() -> None:
+    args, store = open_store(__doc__)
+    ids, vectors, queries = image_vectors(store, args.queries)
     norms = np.linalg.norm(vectors, axis=1)
-    queries = sample_queries(store, "image", args.queries, seed=2).astype(np.float32)  # numpy: no float64 upcast
     times = {"dot": [], "dot, copied read": [], "cosine": [], "scan only": [], "numpy": []}
     same = {"dot": 0, "dot, copied read": 0, "cosine": 0}
     plans = set()

@@ -22,18 +22,16 @@ whether the answers equal today's.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 import laionsearch as ls
 from laionsearch.engine.params import vector_hex, vector_sql
-from laionsearch.ops.evaluate import iter_vectors, sample_queries
 from laionsearch.ops.exact import arithmetic_error, scan_settings
 from laionsearch.schema import RESULT_COLUMNS, stored_storage, to_bfloat16
 
-from exact import flags
+from exact import image_vectors, open_store
 
 K, KEEP = 10, 260
 
@@ -52,18 +50,12 @@ def add_copy(store: ls.Store) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", required=True)
-    parser.add_argument("--queries", type=int, default=30)
-    args = parser.parse_args()
-    print(flags())
-    store = ls.Store(args.db)
+    args, store = open_store(__doc__)
     if stored_storage(store) != "float32":
         raise SystemExit(f"{args.db} stores {stored_storage(store)}, not float32")
     copy_error, length_error = add_copy(store)
-    ids, vectors = (np.concatenate(x) for x in zip(*iter_vectors(store, "image")))
+    ids, vectors, queries = image_vectors(store, args.queries)
     print(f"{len(ids):,} rows; copy error {copy_error:.2e}, length error {length_error:.2e}")
-    queries = sample_queries(store, "image", args.queries, seed=2).astype(np.float32)
     slack = arithmetic_error(vectors.shape[1])
     times = {"scan of the copy": [], "float32 candidates": [], "both": [], "search today": [], "numpy": []}
     needed, proven, same = [], 0, 0
