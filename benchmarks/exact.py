@@ -12,16 +12,14 @@ lengths), e.g. for float32 and bfloat16 storage:
 Per query, round-robin so that the machine's drift hits every way alike: `search(..., exact=True)`
 (a dot-product scan, then cosine distance for the candidates: ``ops/exact.py``), the same reading the
 column the engine's default way (copied into its buffers, not mapped: as before 2026-12-01), the same
-with the dot-product path switched off (cosine distance over the table), the scan alone without any
-distance, read as exact search reads (how long the engine takes just to read the vectors: a floor for
-any exact search in it), and numpy's float32
-matrix-vector product with argpartition over the same part's vectors, held in memory; and (measured,
-not built) the dot-product scan over a copy of ``id`` and the column held in the engine's memory (a
-``Memory`` table, made once before the queries) followed by the float32 candidates ranked by
-cosine distance in the store, as the dot path does. Printed: p50
-of each, ratios to numpy, and whether every answer had the same ids as numpy's (over the vectors as
-stored: a bfloat16 store's are rounded). The processor's vector extensions are printed first: the
-engine's kernels differ a lot between AVX2 and AVX-512.
+with the dot-product path switched off (cosine distance over the table), the same with the column held
+in the engine's memory (``hold_vectors``: ``ops/held.py``, the copy made once before the queries), the
+scan alone without any distance, read as exact search reads (how long the engine takes just to read
+the vectors from the table: a floor for any exact search over it), and numpy's float32 matrix-vector
+product with argpartition over the same part's vectors, held in memory. Printed: p50 of each, ratios
+to numpy, and whether every answer had the same ids as numpy's (over the vectors as stored: a
+bfloat16 store's are rounded). The processor's vector extensions are printed first: the engine's
+kernels differ a lot between AVX2 and AVX-512.
 """
 
 from __future__ import annotations
@@ -34,9 +32,11 @@ import numpy as np
 
 import laionsearch as ls
 import laionsearch.ops.exact as exact_search
-from laionsearch.engine.params import vector_hex, vector_sql
+import laionsearch.ops.search as searching
 from laionsearch.ops.evaluate import iter_vectors, sample_queries
-from laionsearch.schema import RESULT_COLUMNS, is_bfloat16, stored_storage, to_bfloat16
+from laionsearch.ops.held import held_copy
+from laionsearch.schema import stored_storage
+from laionsearch.sizes import human
 
 
 def flags() -> str:
@@ -66,47 +66,13 @@ def image_vectors(store: ls.Store, queries: int) -> tuple[np.ndarray, np.ndarray
     return ids, vectors, sample_queries(store, "image", queries, seed=2).astype(np.float32)  # numpy: no float64 upcast
 
 
-HELD = "laion_held_vectors"
-
-
-def hold_in_memory(store: ls.Store) -> float:
-    """Copy ``id`` and the image column into a ``Memory`` table in the engine; seconds it took."""
-    store.execute(f"DROP TABLE IF EXISTS {HELD}")
-    started = time.perf_counter()
-    store.execute(f"CREATE TABLE {HELD} ENGINE = Memory AS SELECT id, image_embedding FROM laion")
-    return time.perf_counter() - started
-
-
-def search_held(store: ls.Store, q: np.ndarray, error: float, k: int = 10, keep: int = 260) -> tuple[list[int], float]:
-    """The dot-product scan over the held copy, then the rows among its best ``keep`` whose similarity
-    bounds reach the page (``ops/exact.py``'s) ranked by cosine distance in the store (the page's proof
-    left out: the benchmark checks the ids), ``error`` the stored lengths'; the ids and the scan's time."""
-    unit = (q / np.linalg.norm(q)).astype(np.float32)
-    storage = stored_storage(store)
-    scanned = to_bfloat16(unit) if is_bfloat16(storage) else unit
-    query = f"CAST({vector_sql('u')} AS Array(BFloat16))" if is_bfloat16(storage) else vector_sql("u")
-    started = time.perf_counter()
-    candidates = store.query(f"SELECT id, dotProduct(image_embedding, {query}) AS dot FROM {HELD} "
-                             "ORDER BY dot DESC LIMIT {m:UInt32}", {"u": vector_hex(scanned), "m": keep})
-    scan = time.perf_counter() - started
-    dots = candidates.column("dot").to_numpy().astype(np.float64)
-    lower, upper = exact_search.similarity_bounds(dots, error, float(np.linalg.norm(unit - scanned)), len(unit))
-    needed = upper >= np.sort(lower)[::-1][k - 1] - 2 * exact_search.arithmetic_error(len(unit))
-    found = store.query(
-        f"SELECT {', '.join(RESULT_COLUMNS)}, cosineDistance(image_embedding, {vector_sql('t')}) AS distance "
-        "FROM laion WHERE id IN {ids:Array(Int64)} ORDER BY distance LIMIT {k:UInt32}",
-        {"t": vector_hex(unit), "ids": candidates.column("id").to_numpy()[needed].tolist(), "k": k})
-    return found.column("id").to_pylist(), scan
-
-
 def main() -> None:
     args, store = open_store(__doc__)
     ids, vectors, queries = image_vectors(store, args.queries)
     norms = np.linalg.norm(vectors, axis=1)
-    print(f"copy held in a Memory table in {hold_in_memory(store):.1f} s")
-    error = exact_search.unit_error(store, "image", stored_storage(store))
-    times = {"dot": [], "dot, copied read": [], "cosine": [], "scan only": [], "dot, held in memory": [],
-             "held: its scan": [], "numpy": []}
+    held = ls.hold_vectors(store, "image")
+    print(f"image vectors held in memory ({human(held.bytes)}) in {held.seconds:.1f} s")
+    times = {"dot": [], "dot, copied read": [], "cosine": [], "scan only": [], "dot, held in memory": [], "numpy": []}
     same = {"dot": 0, "dot, copied read": 0, "cosine": 0, "dot, held in memory": 0}
     plans = set()
     for i, q in enumerate(queries):
@@ -119,22 +85,18 @@ def main() -> None:
         store.query(f"SELECT count() AS n FROM {store.table('laion')} WHERE NOT ignore(image_embedding) "
                     f"SETTINGS {', '.join(exact_search.scan_settings())}")
         times["scan only"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        held, scan = search_held(store, q, error)
-        times["dot, held in memory"].append(time.perf_counter() - started)
-        times["held: its scan"].append(scan)
-        same["dot, held in memory"] += held == truth
-        ways = ("dot", "dot, copied read", "cosine")
-        for way in ways[i % 3:] + ways[:i % 3]:
+        ways = ("dot", "dot, copied read", "cosine", "dot, held in memory")
+        for way in ways[i % 4:] + ways[:i % 4]:
             exact_search.MAX_UNIT_ERROR = -1.0 if way == "cosine" else 0.01
             exact_search.MMAP_MIN_BYTES = 0 if way == "dot, copied read" else MAPPED
+            searching.held_copy = held_copy if way == "dot, held in memory" else (lambda store, column: None)
             started = time.perf_counter()
             found = ls.search(store, q, k=10, exact=True)
             times[way].append(time.perf_counter() - started)
             same[way] += found.column("id").to_pylist() == truth
             plans.add(found.plan)
     exact_search.MMAP_MIN_BYTES = MAPPED  # the filtered searches below read as laionsearch does
-    store.execute(f"DROP TABLE {HELD}")
+    ls.release_vectors(store, "image")
     p50 = {w: float(np.median(t)) * 1000 for w, t in times.items()}
     print(f"{len(vectors):,} rows stored as {stored_storage(store)}, {args.queries} queries, k=10; "
           f"plans seen: {', '.join(sorted(plans))}")

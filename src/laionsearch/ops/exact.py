@@ -18,6 +18,7 @@ import numpy as np
 from ..engine.params import vector_hex, vector_sql
 from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, is_bfloat16, stored_origin, stored_storage, to_bfloat16
 from ..store import Store
+from .held import Held, stale
 from .results import SearchResult, with_plan
 
 #: Dot products stand in for cosine only while every stored length is within this of 1.
@@ -36,10 +37,11 @@ MMAP_MIN_BYTES = 16 << 20
 
 
 def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vectors: str, params: dict,
-                  plan: str) -> SearchResult | None:
+                  plan: str, held: Held | None = None) -> SearchResult | None:
     """The page ``params['offset']``, ``params['k']`` of the exact cosine ranking of the rows matching
-    ``where``, found by a dot-product scan; None where the store's lengths are unknown or the
-    candidates cannot prove the page (then rank by cosine distance)."""
+    ``where``, found by a dot-product scan (of the memory copy ``held`` where given, for a search with
+    no ``where``); None where the store's lengths are unknown, the copy is no longer the table's or the
+    candidates cannot prove the page (then scan the table, or rank it by cosine distance)."""
     storage = stored_storage(store) or ""
     error = unit_error(store, column, storage)
     if error is None:
@@ -50,11 +52,18 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
     depth = params["k"] + params["offset"]
     wanted = depth + max(depth, CANDIDATES)
     query_sql = f"CAST({vector_sql('unit')} AS {query_type})" if query_type else vector_sql("unit")
+    source, extra, settings = store.table(TABLE), {}, scan_settings()
+    if held is not None:
+        condition, extra = held.scan_filter()
+        source, where, settings = held.table, f"WHERE {condition}", []
     candidates = store.query(
-        f"SELECT id, dotProduct({col}, {query_sql}) AS dot FROM {store.table(TABLE)} {where} "
-        "ORDER BY dot DESC LIMIT {m:UInt32} SETTINGS " + ", ".join(scan_settings()),
-        {**params, "unit": vector_hex(scanned), "m": wanted},
+        f"SELECT id, dotProduct({col}, {query_sql}) AS dot FROM {source} {where} "
+        "ORDER BY dot DESC LIMIT {m:UInt32}" + (" SETTINGS " + ", ".join(settings) if settings else ""),
+        {**params, **extra, "unit": vector_hex(scanned), "m": wanted},
     )
+    if held is not None and candidates.num_rows == 0 and held.rows:
+        stale(store)
+        return None
     dots = candidates.column("dot").to_numpy().astype(np.float64)
     slack = arithmetic_error(len(unit))
     lower, upper = similarity_bounds(dots, error, float(np.linalg.norm(unit - scanned)), len(unit))
@@ -75,7 +84,7 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
         last = found.column("distance")[found.num_rows - 1].as_py()
         if not max(left_out) < 1.0 - last - slack:
             return None
-    return with_plan(found, f"{plan} (dot product)")
+    return with_plan(found, f"{plan} (dot product{', in memory' if held is not None else ''})")
 
 
 def scan_settings() -> list[str]:

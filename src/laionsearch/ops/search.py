@@ -24,6 +24,7 @@ from .query import row as row_term
 from .query import text as text_term
 from .dedup import DEDUP_KINDS, deduplicated
 from .exact import scan_settings, search_by_dot
+from .held import held_copy
 from .hybrid import hybrid as fused
 from .results import SearchResult, with_plan
 from ..store import Store
@@ -175,8 +176,11 @@ class _Ranked:
         )
 
         def exactly(plan: str, selectivity: float = 1.0) -> SearchResult:
-            found = search_by_dot(store, self.column, self.target, where, vectors, params, plan) \
-                if selectivity >= DOT_MIN_SELECTIVITY else None
+            held = None if condition else held_copy(store, self.column)
+            found = search_by_dot(store, self.column, self.target, where, vectors, params, plan, held) \
+                if held is not None else None
+            if found is None and selectivity >= DOT_MIN_SELECTIVITY:
+                found = search_by_dot(store, self.column, self.target, where, vectors, params, plan)
             return found if found is not None else _run(store, sql, params, plan, scan_settings())
 
         if self.exact or self.column not in indexed_columns(store):

@@ -1,0 +1,189 @@
+"""An embedding column held in the engine's memory, so that exact search need not read the table.
+
+Exact search spends most of its time reading the column out of the table's data parts: at 1M rows
+the engine took 2.2-3.4x numpy's time just to read it, whatever the read method (docs/benchmarks.md).
+A copy of ``id`` and the column in a ``Memory`` table, made once, is scanned 3-4x faster, so that
+unfiltered exact search comes in at or under numpy's time on every processor measured. The copy is
+opt-in (``hold_vectors``, ``serve --hold-vectors``): it takes the column's uncompressed size in RAM.
+
+A copy is only used while it is the table's: its comment records the table's *fingerprint* (per
+partition, the block numbers its active parts cover and their latest mutation: merges keep it,
+inserts, deletes and mutations change it) and its row count. Every scan of the copy checks the
+fingerprint in the same statement, and a copy that no longer matches is passed over for the table.
+A ``Memory`` table loses its rows when its engine restarts (its definition stays): the row count
+tells, and such a copy is passed over too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ArgumentError, QueryError, StoreError
+from ..schema import EMBEDDING_COLUMNS, TABLE, is_bfloat16, stored_dim, stored_storage
+from ..sizes import human
+from ..store import Store
+
+#: The copy of ``laion``'s column ``c`` is table ``laion_held_<c>`` in the store's database.
+PREFIX = "laion_held_"
+#: Memory the copy may not take: what the engine and the rest of the machine keep for searching.
+HEADROOM = 1 << 30
+
+#: One number for what ``laion`` holds, per the fingerprint described above; parameters ``held_db``.
+FINGERPRINT_SQL = (
+    "SELECT cityHash64(arraySort(groupArray((partition_id, blocks, first, last, mutation)))) FROM ("
+    "SELECT partition_id, sum(max_block_number - min_block_number + 1) AS blocks, min(min_block_number) AS first, "
+    "max(max_block_number) AS last, max(if(data_version > max_block_number, data_version, 0)) AS mutation "
+    f"FROM system.parts WHERE database = {{held_db:String}} AND table = '{TABLE}' AND active GROUP BY partition_id)"
+)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A copy of ``laion``'s ``column`` (``image`` or ``text``) in table ``name`` of ``database``, made
+    when the table had fingerprint ``fingerprint`` and ``rows`` rows."""
+
+    database: str
+    column: str
+    fingerprint: int
+    rows: int
+
+    @property
+    def table(self) -> str:
+        return f"{self.database}.{PREFIX}{self.column}"
+
+    def scan_filter(self) -> tuple[str, dict]:
+        """The condition (and its parameters) under which a statement reads this copy: only while the
+        table is as it was copied."""
+        return f"({FINGERPRINT_SQL}) = {{held_fp:UInt64}}", {"held_fp": self.fingerprint, "held_db": self.database}
+
+
+@dataclass(frozen=True)
+class HoldReport:
+    """What ``hold_vectors`` made: the copy, its size in memory, and the seconds it took."""
+
+    held: Held
+    bytes: int
+    seconds: float
+
+
+def hold_vectors(store: Store, column: str = "image") -> HoldReport:
+    """Copy ``id`` and the ``column`` embeddings into the engine's memory for fast unfiltered exact
+    search (replacing an earlier copy). The copy lasts until ``release_vectors``, a change to the
+    table (then it is no longer used) or the engine's restart (an embedded engine: this process).
+    Raises ArgumentError where it cannot help (a cluster, an empty table, too little free memory)."""
+    if column not in EMBEDDING_COLUMNS:
+        raise ArgumentError(f"no embedding column {column!r}: hold image or text")
+    if store.cluster is not None:
+        raise ArgumentError(f"holding vectors in memory is for one engine; {store.location} spreads its rows "
+                            f"over cluster {store.cluster.name}, where each shard would need its own copy")
+    dim = stored_dim(store)
+    if not dim:
+        raise ArgumentError(f"the store at {store.location} holds no rows to hold in memory")
+    rows = _count(store)
+    need = rows * (8 + 8 + dim * (2 if is_bfloat16(stored_storage(store)) else 4))  # id, array offset, values
+    free = free_memory(store)
+    if free is not None and need + HEADROOM > free:
+        raise ArgumentError(f"holding the {column} vectors takes ~{human(need)} of memory and the engine has "
+                            f"~{human(free)} free; search without --hold-vectors, or on a machine with more memory")
+    table = store.table(PREFIX + column)
+    started = time.perf_counter()
+    before = fingerprint(store)
+    store.execute(f"DROP TABLE IF EXISTS {table}")
+    try:
+        store.execute(f"CREATE TABLE {table} ENGINE = Memory AS SELECT id, {EMBEDDING_COLUMNS[column]} "
+                      f"FROM {store.table(TABLE)}")
+        copied = _count(store, PREFIX + column)
+        if fingerprint(store) != before or copied != _count(store):
+            raise StoreError(f"the table at {store.location} changed while its {column} vectors were copied; "
+                             "hold them again once it is done")
+        held = Held(store.database, column, before, copied)
+        comment = json.dumps({"fingerprint": held.fingerprint, "rows": held.rows})
+        store.execute(f"ALTER TABLE {table} MODIFY COMMENT '{comment}'")  # digits and quotes only
+    except BaseException:
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+        raise
+    return HoldReport(held, need, time.perf_counter() - started)
+
+
+def release_vectors(store: Store, column: str = "image") -> bool:
+    """Drop the memory copy of ``column`` made by ``hold_vectors``; False if there was none."""
+    if column not in EMBEDDING_COLUMNS:
+        raise ArgumentError(f"no embedding column {column!r}: release image or text")
+    existed = store.has_table(PREFIX + column)
+    if existed:
+        store.execute(f"DROP TABLE {store.table(PREFIX + column)}")
+    return existed
+
+
+def held_copy(store: Store, column: str) -> Held | None:
+    """The memory copy of ``column`` when it holds the table's rows as they are now, else None."""
+    return store.fact(f"held:{column}", lambda: _current(store, column))
+
+
+def stale(store: Store) -> None:
+    """A scan found a copy out of date: look again before the next search rather than scan it again."""
+    store.forget_facts()
+
+
+def _current(store: Store, column: str) -> Held | None:
+    found = store.query("SELECT comment, total_rows FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                        {"db": store.database, "t": PREFIX + column}).to_pylist()
+    if not found:
+        return None
+    try:
+        recorded = json.loads(found[0]["comment"])
+        held = Held(store.database, column, int(recorded["fingerprint"]), int(recorded["rows"]))
+    except (ValueError, KeyError, TypeError):  # not a copy this module made
+        return None
+    if found[0]["total_rows"] != held.rows or held.fingerprint != fingerprint(store):
+        return None  # emptied by a restart, or the table changed since
+    return held
+
+
+def fingerprint(store: Store) -> int:
+    """The fingerprint of ``laion``'s rows as they are now (see the module's description)."""
+    return int(store.query(f"SELECT ({FINGERPRINT_SQL}) AS f", {"held_db": store.database}).column("f")[0].as_py())
+
+
+def free_memory(store: Store) -> int | None:
+    """Bytes the engine can still take: under its memory limit, and (where known) free on its machine."""
+    try:
+        limit = store.query("SELECT toUInt64(value) AS v FROM system.server_settings "
+                            "WHERE name = 'max_server_memory_usage'").column("v").to_pylist()
+        used = store.query("SELECT toInt64(value) AS v FROM system.metrics "
+                           "WHERE metric = 'MemoryTracking'").column("v").to_pylist()
+    except QueryError:
+        limit, used = [], []
+    known = [int(limit[0]) - int(used[0] if used else 0)] if limit and limit[0] else []
+    if store.path is not None:
+        local = _machine_available()
+        known += [local] if local is not None else []
+    else:
+        try:  # a server's view of its machine (not every engine has this table)
+            found = store.query("SELECT toUInt64(value) AS v FROM system.asynchronous_metrics "
+                                "WHERE metric = 'OSMemoryAvailable'").column("v").to_pylist()
+            known += [int(found[0])] if found else []
+        except QueryError:
+            pass
+    return min(known) if known else None
+
+
+def _machine_available() -> int | None:
+    """This machine's available memory (Linux's MemAvailable), or None where it does not say."""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _count(store: Store, table: str = TABLE) -> int:
+    return int(store.query(f"SELECT count() AS n FROM {store.table(table)}").column("n")[0].as_py())
