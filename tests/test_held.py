@@ -99,6 +99,13 @@ def test_holding_needs_rows_and_a_column(store):
         hold_vectors(store, "caption")
 
 
+def test_a_store_without_measured_lengths_is_refused(loaded):
+    loaded.execute(f"ALTER TABLE {loaded.table('laion')} MODIFY COMMENT ''")  # as a store made before
+    with pytest.raises(ArgumentError, match="re-ingest the parts to hold them"):
+        hold_vectors(loaded, "image")
+    assert not loaded.has_table(held.PREFIX + "image")
+
+
 def test_free_memory_is_known_here(store):
     free = held.free_memory(store)
     assert free is not None and 0 < free < 1 << 50

@@ -83,8 +83,15 @@ def hold_vectors(store: Store, column: str = "image") -> HoldReport:
     dim = stored_dim(store)
     if not dim:
         raise ArgumentError(f"the store at {store.location} holds no rows to hold in memory")
+    from .exact import unit_error
+
+    storage = stored_storage(store) or ""
+    if unit_error(store, column, storage) is None:
+        raise ArgumentError(f"the copy is scanned by dot product, which needs unit-length {column} vectors measured at "
+                            f"ingest; the store at {store.location} has no such record (made by an older laionsearch, "
+                            "or its vectors are not unit length): re-ingest the parts to hold them")
     rows = _count(store)
-    need = rows * (8 + 8 + dim * (2 if is_bfloat16(stored_storage(store)) else 4))  # id, array offset, values
+    need = rows * (8 + 8 + dim * (2 if is_bfloat16(storage) else 4))  # id, array offset, values
     free = free_memory(store)
     if free is not None and need + HEADROOM > free:
         raise ArgumentError(f"holding the {column} vectors takes ~{human(need)} of memory and the engine has "
