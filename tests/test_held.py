@@ -55,6 +55,10 @@ def test_a_copy_the_table_moved_on_from_is_not_used(store, parts_dir, tmp_path):
     # Handed the old copy all the same (as a search that looked just before the ingest), the scan refuses it.
     params = {"k": 10, "offset": 0}
     assert exact.search_by_dot(store, "image", vectors[-3], "", "", params, "exact", copy) is None
+    # And a copy dropped under a search (released, or replaced by another client of the server) is passed over.
+    fresh = hold_vectors(store, "image").held
+    release_vectors(store, "image")
+    assert exact.search_by_dot(store, "image", vectors[-3], "", "", params, "exact", fresh) is None
 
 
 def test_merges_keep_the_copy_and_deletes_do_not(loaded, parts_dir):

@@ -694,7 +694,7 @@ def serve(
     hold: Optional[list[str]] = typer.Option(
         None, "--hold-vectors", metavar="COLUMN",
         help="Hold the image or text vectors in the engine's memory while serving (repeatable): unfiltered exact "
-             "search then reads them there, 3-4x faster, for their uncompressed size in RAM (~2 GB per 1M float32 "
+             "search then reads them there, 2-3x faster, for their uncompressed size in RAM (~2 GB per 1M float32 "
              "rows). Not on a cluster. A copy the table has moved on from (an ingest) is not used.",
     ),
 ) -> None:
@@ -709,10 +709,11 @@ def serve(
     from ..web.app import create_app
 
     store = _store(ctx, model)
-    columns = list(dict.fromkeys(hold or []))
+    held: list[str] = []
     try:
-        for column in columns:
+        for column in dict.fromkeys(hold or []):
             report = hold_vectors(store, column)
+            held.append(column)
             tell(f"{column} vectors held in memory: {human(report.bytes)} of {report.held.rows:,} rows "
                  f"copied in {report.seconds:.1f} s")
         if get is None:
@@ -733,7 +734,7 @@ def serve(
         # In-flight requests get 5 s on SIGTERM; slow work runs on daemon threads, which never hold the exit.
         uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     finally:
-        for column in columns:  # the memory is this server's to give back (an embedded copy would be empty anyway)
+        for column in held:  # the memory is this server's to give back (an embedded copy would be empty anyway)
             release_vectors(store, column)
 
 

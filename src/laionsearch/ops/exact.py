@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.params import vector_hex, vector_sql
+from ..errors import QueryError
 from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, is_bfloat16, stored_origin, stored_storage, to_bfloat16
 from ..store import Store
 from .held import Held, stale
@@ -56,12 +57,17 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
     if held is not None:
         condition, extra = held.scan_filter()
         source, where, settings = held.table, f"WHERE {condition}", []
-    candidates = store.query(
-        f"SELECT id, dotProduct({col}, {query_sql}) AS dot FROM {source} {where} "
-        "ORDER BY dot DESC LIMIT {m:UInt32}" + (" SETTINGS " + ", ".join(settings) if settings else ""),
-        {**params, **extra, "unit": vector_hex(scanned), "m": wanted},
-    )
-    if held is not None and candidates.num_rows == 0 and held.rows:
+    try:
+        candidates = store.query(
+            f"SELECT id, dotProduct({col}, {query_sql}) AS dot FROM {source} {where} "
+            "ORDER BY dot DESC LIMIT {m:UInt32}" + (" SETTINGS " + ", ".join(settings) if settings else ""),
+            {**params, **extra, "unit": vector_hex(scanned), "m": wanted},
+        )
+    except QueryError:
+        if held is None:
+            raise
+        candidates = None  # the copy went away (released, or replaced by another client of the server)
+    if held is not None and (candidates is None or (candidates.num_rows == 0 and held.rows)):
         stale(store)
         return None
     dots = candidates.column("dot").to_numpy().astype(np.float64)

@@ -1,9 +1,10 @@
 """An embedding column held in the engine's memory, so that exact search need not read the table.
 
-Exact search spends most of its time reading the column out of the table's data parts: at 1M rows
-the engine took 2.2-3.4x numpy's time just to read it, whatever the read method (docs/benchmarks.md).
-A copy of ``id`` and the column in a ``Memory`` table, made once, is scanned 3-4x faster, so that
-unfiltered exact search comes in at or under numpy's time on every processor measured. The copy is
+Exact search spends most of its time reading the column out of the table's data parts: at 1M float32
+rows the engine took 2.0-3.4x numpy's whole search just to read it, whatever the read method
+(docs/benchmarks.md). A copy of ``id`` and the column in a ``Memory`` table, made once, is scanned
+2-3x faster, so that unfiltered exact search came in at 0.67-0.93x numpy's time on an AVX2-only
+processor (1.3x and under with AVX-512). The copy is
 opt-in (``hold_vectors``, ``serve --hold-vectors``): it takes the column's uncompressed size in RAM.
 
 A copy is only used while it is the table's: its comment records the table's *fingerprint* (per
