@@ -86,16 +86,21 @@ def test_search_then_more_and_less_like_this(browser, live_server):  # noqa: F81
 
 @pytest.mark.slow
 def test_store_view(browser, live_server, web_store):  # noqa: F811
-    from laionsearch import evaluate
+    from laionsearch import evaluate, hold_vectors, release_vectors, stored_parts
 
     evaluate(web_store, queries=8, efs=[16, 64, 256])
-    page = browser.new_page(viewport={"width": 1200, "height": 1100})
-    page.goto(live_server + "/")
-    page.click("#store-view summary")
-    page.wait_for_selector("#store-body table")
-    text = page.inner_text("#store-body")
-    assert "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64)" in text
-    assert "ef=256" in text and "exact" in text
-    page.wait_for_function("document.querySelector('#store-body img.plot').naturalWidth > 0")
-    page.screenshot(path=str(SCREENSHOT / "store-view.png"), full_page=True)
-    page.close()
+    hold_vectors(web_store, "text")
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 1100})
+        page.goto(live_server + "/")
+        page.click("#store-view summary")
+        page.wait_for_selector("#store-body table")
+        text = page.inner_text("#store-body")
+        assert "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64)" in text
+        assert "ef=256" in text and "exact" in text
+        assert "Held in memory" in text and f"text vectors, {sum(stored_parts(web_store).values()):,} rows" in text
+        page.wait_for_function("document.querySelector('#store-body img.plot').naturalWidth > 0")
+        page.screenshot(path=str(SCREENSHOT / "store-view.png"), full_page=True)
+        page.close()
+    finally:
+        release_vectors(web_store, "text")

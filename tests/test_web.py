@@ -60,12 +60,16 @@ def test_health_and_page(client):
 
 
 def test_store_view_shows_parts_indexes_and_the_last_eval(client, web_store):
-    from laionsearch import evaluate
+    from laionsearch import evaluate, hold_vectors, release_vectors
 
     view = client.get("/api/store").json()
     assert view["rows"] == 2 * SMALL_ROWS and view["parts"] == [{"part": 0, "rows": SMALL_ROWS},
                                                                {"part": 1, "rows": SMALL_ROWS}]
     assert view["index_cache"]["size"] == 5 * 2**30 and view["index_cache"]["used"] >= 0
+    assert view["held"] == []
+    hold_vectors(web_store, "text")
+    assert client.get("/api/store").json()["held"] == [{"column": "text", "rows": 2 * SMALL_ROWS}]
+    release_vectors(web_store, "text")
     [index] = view["indexes"]
     assert index["definition"] == "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64)"
     assert index["parts_indexed"] == index["parts_total"] >= 1 and index["bytes_in_memory"] > 0

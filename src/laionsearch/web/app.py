@@ -25,6 +25,7 @@ from ..cluster import describe, placement
 from ..errors import ArgumentError, EncoderError, IndexingError, LaionsearchError, QueryError, StoreError
 from ..formatting import rows_of
 from ..ops.evaluate import last_eval
+from ..ops.held import held_copy
 from ..ops.index import index_status
 from ..ops.indexcache import cache_use
 from ..ops.results import plan_of
@@ -33,7 +34,7 @@ from ..ops.filters import Filters
 from ..ops.query import Query
 from ..ops.search import search, vector_of
 from ..plots import Point, layout, to_svg
-from ..schema import RESULT_COLUMNS, TABLE, data_parts, stored_dim, stored_parts, stored_storage
+from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, data_parts, stored_dim, stored_parts, stored_storage
 from ..store import Store
 from ..urlfetch import fetch
 from .guard import BodyGuard, Refused, SlowWork
@@ -144,6 +145,7 @@ def create_app(
             "parts": [{"part": p, "rows": n, **({"shard": where[p]} if where else {})} for p, n in parts.items()],
             "indexes": [dataclasses.asdict(s) for s in index_status(store)],
             "index_cache": {"size": cache.size, "used": cache.used},
+            "held": [{"column": c, "rows": h.rows} for c in EMBEDDING_COLUMNS if (h := held_copy(store, c))],
             "last_eval": dataclasses.asdict(run) if run else None,
         }
 

@@ -67,6 +67,11 @@ async function storeView() {
         s.indexes.map((i) => [i.name, i.definition, i.state, `${i.parts_indexed} of ${i.parts_total}`,
                               mb(i.bytes_in_memory), mb(i.bytes_on_disk)])));
     } else parts.push(document.createTextNode("none: searches are exact (laionsearch index create)"));
+    if (s.held.length) {
+      parts.push(heading("Held in memory"));
+      parts.push(document.createTextNode(s.held.map((h) => `${h.column} vectors, ${h.rows.toLocaleString()} rows`)
+        .join("; ") + ": unfiltered exact search reads them there (serve --hold-vectors)"));
+    }
     parts.push(heading("Last eval"));
     const e = s.last_eval;
     if (e) {
