@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -59,6 +61,41 @@ def test_a_copy_the_table_moved_on_from_is_not_used(store, parts_dir, tmp_path):
     fresh = hold_vectors(store, "image").held
     release_vectors(store, "image")
     assert exact.search_by_dot(store, "image", vectors[-3], "", "", params, "exact", fresh) is None
+
+
+def test_a_kept_copy_is_made_again_once_the_table_settles(store, parts_dir, tmp_path):
+    ingest(store, copy_parts(parts_dir, tmp_path / "first", numbers=(0,)))
+    hold_vectors(store, "image")
+    stop, said = threading.Event(), []
+    keeper = threading.Thread(target=held.keep_held, args=(store, ["image"], stop, 0.2), kwargs={"say": said.append})
+    keeper.start()
+    try:
+        ingest(store, copy_parts(parts_dir, tmp_path / "second", numbers=(1,)))
+        deadline = time.monotonic() + 60
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        keeper.join()
+    assert len(said) == 1 and said[0].startswith("image vectors held in memory again:"), said
+    ids, vectors, _ = rows(parts_dir)
+    found = search(store, vectors[-3], k=10, exact=True)
+    assert found.plan == IN_MEMORY and found.column("id").to_pylist() == numpy_ids(ids, vectors, vectors[-3], 10)
+
+
+def test_a_kept_copy_that_no_longer_fits_is_said_once(loaded, parts_dir, monkeypatch):
+    hold_vectors(loaded, "image")
+    monkeypatch.setattr(held, "free_memory", lambda store: 100 << 20)
+    stop, said = threading.Event(), []
+    keeper = threading.Thread(target=held.keep_held, args=(loaded, ["image"], stop, 0.1), kwargs={"say": said.append})
+    keeper.start()
+    try:
+        loaded.execute(f"TRUNCATE TABLE {loaded.table(held.PREFIX + 'image')}")  # as by a restart
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        keeper.join()
+    assert len(said) == 1 and "could not be held again" in said[0] and "of memory" in said[0], said
 
 
 def test_merges_keep_the_copy_and_deletes_do_not(loaded, parts_dir):

@@ -695,7 +695,8 @@ def serve(
         None, "--hold-vectors", metavar="COLUMN",
         help="Hold the image or text vectors in the engine's memory while serving (repeatable): unfiltered exact "
              "search then reads them there, 2-3x faster, for their uncompressed size in RAM (~2 GB per 1M float32 "
-             "rows). Not on a cluster. A copy the table has moved on from (an ingest) is not used.",
+             "rows). Not on a cluster. A copy the table has moved on from (an ingest) is not used, and is made again once "
+             "the table has stayed the same for 10 s.",
     ),
 ) -> None:
     """Serve the web page and the HTTP API (clip-retrieval's /knn-service too); API docs at /docs.
@@ -703,13 +704,16 @@ def serve(
     Example: laionsearch --db ./store serve --port 1234   (then open http://127.0.0.1:1234/)
     """
     from .console import tell
-    from ..ops.held import hold_vectors, release_vectors
+    import threading
+
+    from ..ops.held import hold_vectors, keep_held, release_vectors
     from ..ops.indexcache import warm
     from ..sizes import human
     from ..web.app import create_app
 
     store = _store(ctx, model)
     held: list[str] = []
+    stop, keeper = threading.Event(), None
     try:
         for column in dict.fromkeys(hold or []):
             report = hold_vectors(store, column)
@@ -731,9 +735,15 @@ def serve(
             return
         import uvicorn
 
+        if held:  # an ingest by another client puts a copy out of use: make it again once the ingest is done
+            keeper = threading.Thread(target=keep_held, args=(store, held, stop), kwargs={"say": tell}, daemon=True)
+            keeper.start()
         # In-flight requests get 5 s on SIGTERM; slow work runs on daemon threads, which never hold the exit.
         uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     finally:
+        stop.set()
+        if keeper is not None:
+            keeper.join(timeout=60)  # a copy being made ends before it is given back
         for column in held:  # the memory is this server's to give back (an embedded copy would be empty anyway)
             release_vectors(store, column)
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArgumentError, QueryError, StoreError
+from ..errors import ArgumentError, LaionsearchError, QueryError, StoreError
 from ..schema import EMBEDDING_COLUMNS, TABLE, is_bfloat16, stored_dim, stored_storage
 from ..sizes import human
 from ..store import Store
@@ -115,6 +117,29 @@ def hold_vectors(store: Store, column: str = "image") -> HoldReport:
         store.execute(f"DROP TABLE IF EXISTS {table}")
         raise
     return HoldReport(held, need, time.perf_counter() - started)
+
+
+def keep_held(store: Store, columns: list[str], stop: threading.Event, interval: float = 10.0,
+              say: Callable[[str], None] = print) -> None:
+    """Until ``stop`` is set, every ``interval`` seconds: hold again each of ``columns`` whose copy the
+    table has moved on from, once the table has stayed the same for an interval (so that an ingest
+    running part by part is copied when it is done, not after each part). ``say`` reports each copy
+    made, or why it could not be (tried again only after the table changes)."""
+    last, failed = fingerprint(store), None
+    while not stop.wait(interval):
+        try:
+            now = fingerprint(store)
+            if now != last or now == failed:
+                last = now  # still changing, or a copy of this state was refused already
+                continue
+            for column in columns:
+                if _current(store, column) is None and not stop.is_set():
+                    report = hold_vectors(store, column)
+                    say(f"{column} vectors held in memory again: {human(report.bytes)} of {report.held.rows:,} rows "
+                        f"copied in {report.seconds:.1f} s")
+        except LaionsearchError as exc:
+            failed = last
+            say(f"the {', '.join(columns)} vectors could not be held again: {exc}")
 
 
 def release_vectors(store: Store, column: str = "image") -> bool:
