@@ -25,7 +25,7 @@ def _pages(store, queries, column="image"):
 
 
 def test_a_held_copy_gives_the_table_s_answers(loaded, parts_dir):
-    ids, vectors, _ = rows(parts_dir)
+    ids, vectors, meta = rows(parts_dir)
     queries = vectors[[3, 250, 777]] + np.random.default_rng(5).standard_normal((3, vectors.shape[1])).astype(np.float32) * 0.05
     before = {c: _pages(loaded, queries, c) for c in ("image", "text")}
     report = hold_vectors(loaded, "image")
@@ -38,9 +38,13 @@ def test_a_held_copy_gives_the_table_s_answers(loaded, parts_dir):
     assert after["image"][0].column("id").to_pylist() == numpy_ids(ids, vectors, queries[0], 10)
     assert all(p.plan == "exact (dot product)" for p in after["text"])  # only the column held is read there
     assert [p.column("id").to_pylist() for p in after["text"]] == [p.column("id").to_pylist() for p in before["text"]]
-    # A filtered search needs the other columns: it reads the table.
-    filtered = search(loaded, queries[0], k=5, exact=True, filters=Filters(nsfw=("UNLIKELY",)))
-    assert "in memory" not in filtered.plan
+    # A filtered search takes the matching ids from the table and scores them in the copy.
+    for filters in (Filters(nsfw=("UNLIKELY",)), Filters(min_width=600), Filters(min_width=10**6)):
+        mask = np.isin(meta["NSFW"], list(filters.nsfw)) if filters.nsfw else \
+            np.asarray(meta["original_width"]) >= filters.min_width
+        found = search(loaded, queries[0], k=5, exact=True, filters=filters)
+        assert found.column("id").to_pylist() == numpy_ids(ids, vectors, queries[0], 5, mask)
+        assert found.plan.endswith("(dot product, in memory)") or not mask.any(), found.plan
     assert release_vectors(loaded, "image") and not release_vectors(loaded, "image")
     assert search(loaded, queries[0], k=10, exact=True).plan == "exact (dot product)"
 
@@ -110,10 +114,13 @@ def test_merges_keep_the_copy_and_deletes_do_not(loaded, parts_dir):
 
 def test_a_copy_emptied_as_by_a_restart_is_not_used(loaded, parts_dir):
     _, vectors, _ = rows(parts_dir)
-    hold_vectors(loaded, "image")
+    copy = hold_vectors(loaded, "image").held
     loaded.execute(f"TRUNCATE TABLE {loaded.table(held.PREFIX + 'image')}")
     assert held.held_copy(loaded, "image") is None
     assert search(loaded, vectors[1], k=3, exact=True).plan == "exact (dot product)"
+    # Handed the emptied copy all the same, a filtered scan finds no rows and does not take that for the answer.
+    params = {"k": 3, "offset": 0}
+    assert exact.search_by_dot(loaded, "image", vectors[1], "WHERE NSFW = 'UNLIKELY'", "", params, "exact", copy) is None
 
 
 def test_an_embedded_copy_ends_with_its_process(tmp_path, parts_dir):

@@ -40,8 +40,7 @@ MMAP_MIN_BYTES = 16 << 20
 def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vectors: str, params: dict,
                   plan: str, held: Held | None = None) -> SearchResult | None:
     """The page ``params['offset']``, ``params['k']`` of the exact cosine ranking of the rows matching
-    ``where``, found by a dot-product scan (of the memory copy ``held`` where given, for a search with
-    no ``where``); None where the store's lengths are unknown, the copy is no longer the table's or the
+    ``where``, found by a dot-product scan (of the memory copy ``held`` where given); None where the store's lengths are unknown, the copy is no longer the table's or the
     candidates cannot prove the page (then scan the table, or rank it by cosine distance)."""
     storage = stored_storage(store) or ""
     error = unit_error(store, column, storage)
@@ -55,8 +54,10 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
     query_sql = f"CAST({vector_sql('unit')} AS {query_type})" if query_type else vector_sql("unit")
     source, extra, settings = store.table(TABLE), {}, scan_settings()
     if held is not None:
+        # The filter's columns are not in the copy: the table says which ids match, the copy scores them.
         condition, extra = held.scan_filter()
-        source, where, settings = held.table, f"WHERE {condition}", []
+        matching = f" AND id IN (SELECT id FROM {store.table(TABLE)} {where})" if where else ""
+        source, where, settings = held.table, f"WHERE {condition}{matching}", []
     try:
         candidates = store.query(
             f"SELECT id, dotProduct({col}, {query_sql}) AS dot FROM {source} {where} "
@@ -67,7 +68,7 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
         if held is None:
             raise
         candidates = None  # the copy went away (released, or replaced by another client of the server)
-    if held is not None and (candidates is None or (candidates.num_rows == 0 and held.rows)):
+    if held is not None and (candidates is None or (candidates.num_rows == 0 and held.rows and not held.current(store))):
         stale(store)
         return None
     dots = candidates.column("dot").to_numpy().astype(np.float64)

@@ -58,6 +58,12 @@ class Held:
     def table(self) -> str:
         return f"{self.database}.{PREFIX}{self.column}"
 
+    def current(self, store: Store) -> bool:
+        """Whether the table is still as it was copied and the copy still holds its rows (a restart empties it)."""
+        found = store.query(f"SELECT ({FINGERPRINT_SQL}) AS f, (SELECT count() FROM {self.table}) AS n",
+                            {"held_db": self.database}).to_pylist()[0]
+        return int(found["f"]) == self.fingerprint and int(found["n"]) == self.rows
+
     def scan_filter(self) -> tuple[str, dict]:
         """The condition (and its parameters) under which a statement reads this copy: only while the
         table is as it was copied."""

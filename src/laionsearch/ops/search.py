@@ -176,7 +176,7 @@ class _Ranked:
         )
 
         def exactly(plan: str, selectivity: float = 1.0) -> SearchResult:
-            held = None if condition else held_copy(store, self.column)
+            held = held_copy(store, self.column)
             found = search_by_dot(store, self.column, self.target, where, vectors, params, plan, held) \
                 if held is not None else None
             if found is None and selectivity >= DOT_MIN_SELECTIVITY:
