@@ -693,8 +693,8 @@ def serve(
     ),
     hold: Optional[list[str]] = typer.Option(
         None, "--hold-vectors", metavar="COLUMN",
-        help="Hold the image or text vectors in the engine's memory while serving (repeatable): unfiltered exact "
-             "search then reads them there, 2-3x faster, for their uncompressed size in RAM (~2 GB per 1M float32 "
+        help="Hold the image or text vectors in the engine's memory while serving (repeatable): exact search "
+             "then reads them there, 2-3x faster, for their uncompressed size in RAM (~2 GB per 1M float32 "
              "rows). Not on a cluster. A copy the table has moved on from (an ingest) is not used, and is made again once "
              "the table has stayed the same for 10 s.",
     ),

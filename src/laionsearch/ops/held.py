@@ -3,8 +3,9 @@
 Exact search spends most of its time reading the column out of the table's data parts: at 1M float32
 rows the engine took 2.0-3.4x numpy's whole search just to read it, whatever the read method
 (docs/benchmarks.md). A copy of ``id`` and the column in a ``Memory`` table, made once, is scanned
-2-3x faster, so that unfiltered exact search came in at 0.67-0.93x numpy's time on an AVX2-only
-processor (1.3x and under with AVX-512). The copy is
+2-3x faster, so that unfiltered exact search came in at 0.67-0.97x numpy's time on an AVX2-only
+processor (1.3x and under with AVX-512); filtered exact search takes the matching ids from the table
+and scores them in the copy. The copy is
 opt-in (``hold_vectors``, ``serve --hold-vectors``): it takes the column's uncompressed size in RAM.
 
 A copy is only used while it is the table's: its comment records the table's *fingerprint* (per
@@ -80,7 +81,7 @@ class HoldReport:
 
 
 def hold_vectors(store: Store, column: str = "image") -> HoldReport:
-    """Copy ``id`` and the ``column`` embeddings into the engine's memory for fast unfiltered exact
+    """Copy ``id`` and the ``column`` embeddings into the engine's memory for fast exact
     search (replacing an earlier copy). The copy lasts until ``release_vectors``, a change to the
     table (then it is no longer used) or the engine's restart (an embedded engine: this process).
     Raises ArgumentError where it cannot help (a cluster, an empty table, too little free memory)."""

@@ -70,7 +70,7 @@ async function storeView() {
     if (s.held.length) {
       parts.push(heading("Held in memory"));
       parts.push(document.createTextNode(s.held.map((h) => `${h.column} vectors, ${h.rows.toLocaleString()} rows`)
-        .join("; ") + ": unfiltered exact search reads them there (serve --hold-vectors)"));
+        .join("; ") + ": exact search reads them there (serve --hold-vectors)"));
     }
     parts.push(heading("Last eval"));
     const e = s.last_eval;
