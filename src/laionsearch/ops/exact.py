@@ -40,8 +40,9 @@ MMAP_MIN_BYTES = 16 << 20
 def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vectors: str, params: dict,
                   plan: str, held: Held | None = None) -> SearchResult | None:
     """The page ``params['offset']``, ``params['k']`` of the exact cosine ranking of the rows matching
-    ``where``, found by a dot-product scan (of the memory copy ``held`` where given); None where the store's lengths are unknown, the copy is no longer the table's or the
-    candidates cannot prove the page (then scan the table, or rank it by cosine distance)."""
+    ``where``, found by a dot-product scan (of the memory copy ``held`` where given); None where the
+    store's lengths are unknown, the copy is no longer the table's or the candidates cannot prove the
+    page (then scan the table, or rank it by cosine distance)."""
     storage = stored_storage(store) or ""
     error = unit_error(store, column, storage)
     if error is None:
@@ -68,8 +69,8 @@ def search_by_dot(store: Store, column: str, target: np.ndarray, where: str, vec
         if held is None:
             raise
         candidates = None  # the copy went away (released, or replaced by another client of the server)
-    if held is not None and (candidates is None or (candidates.num_rows == 0 and held.rows and not held.current(store))):
-        stale(store)
+    if held is not None and (candidates is None or (not candidates.num_rows and held.rows and not held.current(store))):
+        stale(store)  # no rows: none match, or the copy is out of date (its statement's check failed)
         return None
     dots = candidates.column("dot").to_numpy().astype(np.float64)
     slack = arithmetic_error(len(unit))

@@ -5,8 +5,8 @@ rows the engine took 2.0-3.4x numpy's whole search just to read it, whatever the
 (docs/benchmarks.md). A copy of ``id`` and the column in a ``Memory`` table, made once, is scanned
 2-3x faster, so that unfiltered exact search came in at 0.67-0.97x numpy's time on an AVX2-only
 processor (1.3x and under with AVX-512); filtered exact search takes the matching ids from the table
-and scores them in the copy. The copy is
-opt-in (``hold_vectors``, ``serve --hold-vectors``): it takes the column's uncompressed size in RAM.
+and scores them in the copy. The copy is opt-in (``hold_vectors``, ``serve --hold-vectors``): it
+takes the column's uncompressed size in RAM.
 
 A copy is only used while it is the table's: its comment records the table's *fingerprint* (per
 partition, the block numbers its active parts cover and their latest mutation: merges keep it,
@@ -170,7 +170,8 @@ def stale(store: Store) -> None:
 
 
 def _current(store: Store, column: str) -> Held | None:
-    found = store.query("SELECT comment, total_rows FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+    found = store.query("SELECT comment, total_rows FROM system.tables "
+                        "WHERE database = {db:String} AND name = {t:String}",
                         {"db": store.database, "t": PREFIX + column}).to_pylist()
     if not found:
         return None
