@@ -26,7 +26,8 @@ def _pages(store, queries, column="image"):
 
 def test_a_held_copy_gives_the_table_s_answers(loaded, parts_dir):
     ids, vectors, meta = rows(parts_dir)
-    queries = vectors[[3, 250, 777]] + np.random.default_rng(5).standard_normal((3, vectors.shape[1])).astype(np.float32) * 0.05
+    noise = np.random.default_rng(5).standard_normal((3, vectors.shape[1])).astype(np.float32)
+    queries = vectors[[3, 250, 777]] + noise * 0.05
     before = {c: _pages(loaded, queries, c) for c in ("image", "text")}
     report = hold_vectors(loaded, "image")
     assert report.held.rows == len(ids) and report.bytes >= len(ids) * vectors.shape[1] * 2
@@ -120,7 +121,8 @@ def test_a_copy_emptied_as_by_a_restart_is_not_used(loaded, parts_dir):
     assert search(loaded, vectors[1], k=3, exact=True).plan == "exact (dot product)"
     # Handed the emptied copy all the same, a filtered scan finds no rows and does not take that for the answer.
     params = {"k": 3, "offset": 0}
-    assert exact.search_by_dot(loaded, "image", vectors[1], "WHERE NSFW = 'UNLIKELY'", "", params, "exact", copy) is None
+    filtered = "WHERE NSFW = 'UNLIKELY'"
+    assert exact.search_by_dot(loaded, "image", vectors[1], filtered, "", params, "exact", copy) is None
 
 
 def test_an_embedded_copy_ends_with_its_process(tmp_path, parts_dir):
