@@ -119,6 +119,8 @@ def test_demo_runs_from_scratch(tmp_path):
     assert "vector_similarity('hnsw', 'cosineDistance', 512, 'bf16', 16, 64): 2 of 2 data parts" in out
     assert re.search(r"ef=64 +│ +0\.\d{3} ", out) and re.search(r"exact +│ +1\.000 ", out)  # recall per ef
     assert "plan: exact" in out and "plan: ann" in out and "of the exact top 5" in out
+    assert re.search(r"exact search, median of 3: [\d.]+ ms reading the vectors from the table, [\d.]+ ms with them "
+                     r"held in memory \([\d.]+ MB; serve --hold-vectors\), the same rows", " ".join(out.split()))
     assert GUIDE_SQL in out and "an oil painting of a cat #12" in out
     assert f"--db {tmp_path / 'db'} serve --port 1234" in out and "get --parts 0-9" in out
     again = run_cli("--db", str(tmp_path / "db"), "demo", "--dest", str(tmp_path / "parts"), "--rows", "3000").stdout
