@@ -103,6 +103,33 @@ def test_a_kept_copy_that_no_longer_fits_is_said_once(loaded, parts_dir, monkeyp
     assert len(said) == 1 and "could not be held again" in said[0] and "of memory" in said[0], said
 
 
+def test_a_page_the_copy_cannot_prove_is_ranked_by_cosine_without_scanning_the_table(store, tmp_path, monkeypatch):
+    from laionsearch import row_id
+    from laionsearch.ops import search as searching
+
+    from .test_exact import _part_with_lengths
+
+    rng = np.random.default_rng(2)
+    # As in test_exact: rows all but parallel, lengths 1 +- 0.9%, so that dot product and cosine disagree.
+    base = rng.standard_normal(64).astype(np.float32)
+    directions = base + 0.05 * rng.standard_normal((3000, 64)).astype(np.float32)
+    vectors = _part_with_lengths(tmp_path, 1 + rng.uniform(-0.009, 0.009, 3000), seed=6, directions=directions)
+    ingest(store, tmp_path)
+    hold_vectors(store, "image")
+    scans = []  # what each dot-product scan read: the copy, or None for the table
+
+    def counted(*args, **kwargs):
+        scans.append(args[7] if len(args) > 7 else kwargs.get("held"))
+        return exact.search_by_dot(*args, **kwargs)
+
+    monkeypatch.setattr(searching, "search_by_dot", counted)
+    found = search(store, base, k=10, exact=True)
+    ids = np.array([row_id(0, i) for i in range(3000)])
+    assert found.column("id").to_pylist() == numpy_ids(ids, vectors, base, 10)
+    assert found.plan == "exact"  # ranked by cosine distance
+    assert [type(scan).__name__ for scan in scans] == ["Held"]  # the copy's scan only, not the table's too
+
+
 def test_merges_keep_the_copy_and_deletes_do_not(loaded, parts_dir):
     ids, vectors, _ = rows(parts_dir)
     hold_vectors(loaded, "image")
@@ -145,8 +172,10 @@ def test_holding_more_than_the_free_memory_is_refused(loaded, monkeypatch):
 def test_holding_needs_rows_and_a_column(store):
     with pytest.raises(ArgumentError, match="no rows"):
         hold_vectors(store, "image")
-    with pytest.raises(ArgumentError, match="image or text"):
+    with pytest.raises(ArgumentError, match="unknown column 'caption'; choose one of: image, text"):
         hold_vectors(store, "caption")
+    with pytest.raises(ArgumentError, match="unknown column 'caption'; choose one of: image, text"):
+        release_vectors(store, "caption")
 
 
 def test_a_store_without_measured_lengths_is_refused(loaded):

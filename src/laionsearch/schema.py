@@ -69,6 +69,14 @@ EMBEDDING_COLUMNS = {"image": "image_embedding", "text": "text_embedding"}
 RESULT_COLUMNS = ("id", "url", "caption", "NSFW", "similarity")
 
 
+def embedding_column(column: str) -> str:
+    """The table column for ``--column image|text``."""
+    try:
+        return EMBEDDING_COLUMNS[column]
+    except KeyError:
+        raise ArgumentError(f"unknown column {column!r}; choose one of: {', '.join(EMBEDDING_COLUMNS)}") from None
+
+
 def as_float32(column: str) -> str:
     """SQL reading an embedding column as Array(Float32) whatever its storage (BFloat16 has no Arrow type)."""
     return f"CAST({column} AS Array(Float32))"

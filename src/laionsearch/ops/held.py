@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArgumentError, LaionsearchError, QueryError, StoreError
-from ..schema import EMBEDDING_COLUMNS, TABLE, is_bfloat16, stored_dim, stored_storage
+from ..schema import TABLE, embedding_column, is_bfloat16, stored_dim, stored_storage
 from ..sizes import human
 from ..store import Store
 
@@ -85,8 +85,7 @@ def hold_vectors(store: Store, column: str = "image") -> HoldReport:
     search (replacing an earlier copy). The copy lasts until ``release_vectors``, a change to the
     table (then it is no longer used) or the engine's restart (an embedded engine: this process).
     Raises ArgumentError where it cannot help (a cluster, an empty table, too little free memory)."""
-    if column not in EMBEDDING_COLUMNS:
-        raise ArgumentError(f"no embedding column {column!r}: hold image or text")
+    source = embedding_column(column)
     if store.cluster is not None:
         raise ArgumentError(f"holding vectors in memory is for one engine; {store.location} spreads its rows "
                             f"over cluster {store.cluster.name}, where each shard would need its own copy")
@@ -111,7 +110,7 @@ def hold_vectors(store: Store, column: str = "image") -> HoldReport:
     before = fingerprint(store)
     store.execute(f"DROP TABLE IF EXISTS {table}")
     try:
-        store.execute(f"CREATE TABLE {table} ENGINE = Memory AS SELECT id, {EMBEDDING_COLUMNS[column]} "
+        store.execute(f"CREATE TABLE {table} ENGINE = Memory AS SELECT id, {source} "
                       f"FROM {store.table(TABLE)}")
         copied = _count(store, PREFIX + column)
         if fingerprint(store) != before or copied != _count(store):
@@ -151,8 +150,7 @@ def keep_held(store: Store, columns: list[str], stop: threading.Event, interval:
 
 def release_vectors(store: Store, column: str = "image") -> bool:
     """Drop the memory copy of ``column`` made by ``hold_vectors``; False if there was none."""
-    if column not in EMBEDDING_COLUMNS:
-        raise ArgumentError(f"no embedding column {column!r}: release image or text")
+    embedding_column(column)  # an unknown column is an error, not "none held"
     existed = store.has_table(PREFIX + column)
     if existed:
         store.execute(f"DROP TABLE {store.table(PREFIX + column)}")
@@ -170,8 +168,7 @@ def stale(store: Store) -> None:
 
 
 def _current(store: Store, column: str) -> Held | None:
-    found = store.query("SELECT comment, total_rows FROM system.tables "
-                        "WHERE database = {db:String} AND name = {t:String}",
+    found = store.query("SELECT comment FROM system.tables WHERE database = {db:String} AND name = {t:String}",
                         {"db": store.database, "t": PREFIX + column}).to_pylist()
     if not found:
         return None
@@ -180,9 +177,7 @@ def _current(store: Store, column: str) -> Held | None:
         held = Held(store.database, column, int(recorded["fingerprint"]), int(recorded["rows"]))
     except (ValueError, KeyError, TypeError):  # not a copy this module made
         return None
-    if found[0]["total_rows"] != held.rows or held.fingerprint != fingerprint(store):
-        return None  # emptied by a restart, or the table changed since
-    return held
+    return held if held.current(store) else None  # else emptied by a restart, or the table changed since
 
 
 def fingerprint(store: Store) -> int:

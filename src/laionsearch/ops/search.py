@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import ArgumentError, QueryError, StoreError
 from ..engine.params import vector_hex, vector_sql
-from ..schema import EMBEDDING_COLUMNS, RESULT_COLUMNS, TABLE, as_float32, stored_dim, stored_origin, table_columns
+from ..schema import (RESULT_COLUMNS, TABLE, as_float32, embedding_column, stored_dim, stored_origin,
+                      table_columns)
 from .filters import Filters
 from .index import has_caption_index, indexed_columns
 from .query import Query, Term, resolve
@@ -40,14 +41,6 @@ MAX_CANDIDATES = 20_000  # beyond this many index candidates, exact search over 
 DOT_MIN_SELECTIVITY = 0.1
 SELECTIVITY_SAMPLE = 100_000
 POSTFILTER = "vector_search_filter_strategy = 'postfilter'"
-
-
-def embedding_column(column: str) -> str:
-    """The table column for ``--column image|text``."""
-    try:
-        return EMBEDDING_COLUMNS[column]
-    except KeyError:
-        raise ArgumentError(f"unknown column {column!r}; choose one of: {', '.join(EMBEDDING_COLUMNS)}") from None
 
 
 def load_vector(path: str | Path) -> np.ndarray:
@@ -179,7 +172,9 @@ class _Ranked:
             held = held_copy(store, self.column)
             found = search_by_dot(store, self.column, self.target, where, vectors, params, plan, held) \
                 if held is not None else None
-            if found is None and selectivity >= DOT_MIN_SELECTIVITY:
+            # A copy still current holds the table's vectors: the table's scan would find the same unprovable page.
+            if found is None and selectivity >= DOT_MIN_SELECTIVITY and (
+                    held is None or held_copy(store, self.column) is None):
                 found = search_by_dot(store, self.column, self.target, where, vectors, params, plan)
             return found if found is not None else _run(store, sql, params, plan, scan_settings())
 
